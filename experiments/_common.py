@@ -1,0 +1,70 @@
+"""What every experiment shares: its command line, its output files, and its plot style.
+
+An experiment is a module with ``run(quick, seed, out_dir) -> dict`` and a ``main``; the dict
+holds the claim, where it comes from, the prediction, the measurement, the tolerance and
+whether it passed, and is written as NAME.json beside NAME.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def parse_args(description: str, argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="a smaller run that checks the same claim in seconds")
+    p.add_argument("--seed", type=int, default=0, help="random seed (the run is deterministic for it)")
+    p.add_argument("--out", type=Path, default=OUT, help=f"output folder (default {OUT})")
+    return p.parse_args(argv)
+
+
+def _plain(x: Any) -> Any:
+    """JSON-safe copy: numpy scalars and arrays to Python numbers and lists."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _plain(x.tolist())
+    if isinstance(x, np.bool_):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating | float):
+        f = float(x)
+        return f if np.isfinite(f) else str(f)
+    return x
+
+
+def save(name: str, result: dict[str, Any], fig: Any, out_dir: Path) -> dict[str, Any]:
+    """Write out_dir/NAME.json and out_dir/NAME.png; return the JSON-safe result."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = _plain({"name": name, **result, "png": f"{name}.png"})
+    (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    fig.savefig(out_dir / f"{name}.png", dpi=120, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return result
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no screen needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def report_line(result: dict[str, Any]) -> str:
+    return f"{result['name']}: {'PASS' if result['pass'] else 'FAIL'} - {result['claim']}"

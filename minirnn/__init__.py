@@ -1,0 +1,20 @@
+"""minirnn: recurrent networks from scratch, with handwritten BPTT you can step through.
+
+The public contract (see README "Architecture"): the functional core ``rnn_forward`` /
+``rnn_backward``; the ``RNN`` model with ``summary()``; ``count_params``; ``gradcheck``.
+"""
+
+from .functional import RNNCache, rnn_backward, rnn_forward
+from .gradcheck import GradcheckReport, gradcheck
+from .model import RNN, count_params
+
+__all__ = [
+    "RNN",
+    "GradcheckReport",
+    "RNNCache",
+    "count_params",
+    "gradcheck",
+    "rnn_backward",
+    "rnn_forward",
+]
+__version__ = "0.1.0"

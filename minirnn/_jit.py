@@ -1,0 +1,42 @@
+"""The one place that knows about numba.
+
+numba is imported lazily (it costs ~0.5 s), so ``import minirnn`` stays fast and the plain
+NumPy reference path works even where numba cannot compile. Flags for every kernel live here:
+``cache=True`` so a new process reuses compiled code, fastmath off because gradient checks
+cover these kernels, ``error_model="numpy"`` so loops that divide can vectorise.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+KERNEL_FLAGS = {"cache": True, "fastmath": False, "error_model": "numpy", "nogil": True}
+
+
+def jit_enabled() -> bool:
+    """False when the environment variable MINIRNN_JIT is 0/false/off: run the NumPy reference."""
+    return os.environ.get("MINIRNN_JIT", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+_kernels: ModuleType | None = None
+
+
+def kernels() -> ModuleType:
+    """The compiled-kernel module, imported on first use."""
+    global _kernels
+    if _kernels is None:
+        from . import kernels as k
+
+        _kernels = k
+    return _kernels
+
+
+def njit(fn=None, **overrides):
+    """numba.njit with the project's flags; usable bare (@njit) or with overrides."""
+    import numba
+
+    flags = {**KERNEL_FLAGS, **overrides}
+    if fn is None:
+        return lambda f: numba.njit(**flags)(f)
+    return numba.njit(**flags)(fn)

@@ -1,0 +1,215 @@
+"""The ``minirnn`` command: summary, gradcheck, experiments.
+
+Every subcommand has ``--help``; those whose output is data take ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", type=_positive, required=True, metavar="I", help="input features I")
+    p.add_argument("--hidden", type=_positive, required=True, metavar="H", help="hidden units H")
+    p.add_argument(
+        "--output", type=_positive, default=None, metavar="P", help="output units P (none by default)"
+    )
+    p.add_argument("--layers", type=_positive, default=1, metavar="L", help="stacked layers (default 1)")
+    p.add_argument("--cell", default="rnn", choices=["rnn"], help="recurrent cell (default rnn)")
+    p.add_argument(
+        "--activation", default="tanh", choices=["tanh", "relu", "sigmoid", "linear"], help="default tanh"
+    )
+    p.add_argument("--no-bias", action="store_true", help="no bias vectors")
+    p.add_argument("--init", default="pytorch", help="initializer (default pytorch)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _build(args: argparse.Namespace):
+    from .model import RNN
+
+    return RNN(
+        args.input,
+        args.hidden,
+        args.output,
+        num_layers=args.layers,
+        cell=args.cell,
+        activation=args.activation,
+        bias=not args.no_bias,
+        init=args.init,
+        seed=args.seed,
+    )
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from .model import count_params
+
+    model = _build(args)
+    if args.json:
+        out = {
+            "params": {k: {"shape": list(p.shape), "count": int(p.size)} for k, p in model.params.items()},
+            "total": model.num_params,
+            "keras": count_params(
+                args.input, args.hidden, args.output or 0, args.cell, not args.no_bias, args.layers
+            ),
+            "pytorch": count_params(
+                args.input, args.hidden, args.output or 0, args.cell, not args.no_bias, args.layers, "pytorch"
+            ),
+        }
+        print(json.dumps(out, indent=2))
+    else:
+        print(model.summary())
+    return 0
+
+
+def cmd_gradcheck(args: argparse.Namespace) -> int:
+    from .gradcheck import gradcheck
+
+    model = _build(args)
+    rng = np.random.default_rng(args.seed)
+    X = rng.standard_normal((args.seq_len, args.batch, args.input))
+    Y = rng.standard_normal((args.seq_len, args.batch, args.output or args.hidden))
+    report = gradcheck(model, X, Y, max_checks=args.max_checks)
+    ok = report.ok(args.tol)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "errors": dict(report),
+                    "checked": report.checked,
+                    "skipped": report.skipped,
+                    "max_error": report.max_error,
+                    "tolerance": args.tol,
+                    "pass": ok,
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(report)
+        print(
+            f"{'PASS' if ok else 'FAIL'}: worst relative error {report.max_error:.2e} "
+            f"(tolerance {args.tol:g})"
+        )
+    return 0 if ok else 1
+
+
+def experiments_dir() -> Path:
+    """The experiments/ folder of this checkout (or $MINIRNN_EXPERIMENTS)."""
+    env = os.environ.get("MINIRNN_EXPERIMENTS")
+    candidates = [Path(env)] if env else []
+    candidates += [Path(__file__).resolve().parent.parent / "experiments", Path.cwd() / "experiments"]
+    for c in candidates:
+        if c.is_dir() and any(c.glob("*.py")):
+            return c
+    raise SystemExit(
+        "minirnn experiments: no experiments/ folder found; run it from a minirnn checkout "
+        "or set MINIRNN_EXPERIMENTS to the folder"
+    )
+
+
+def list_experiments(folder: Path) -> list[str]:
+    return sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_") and p.stem != "__init__")
+
+
+def cmd_experiments(args: argparse.Namespace) -> int:
+    folder = experiments_dir()
+    available = list_experiments(folder)
+    if args.list:
+        print("\n".join(available))
+        return 0
+    names = args.names or available
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        print(
+            f"minirnn experiments: unknown {', '.join(unknown)}; expected some of {', '.join(available)}",
+            file=sys.stderr,
+        )
+        return 2
+    out = Path(args.out) if args.out else folder / "out"
+    results, crashed = [], []
+    start = time.perf_counter()
+    for i, name in enumerate(names, 1):
+        print(f"[{i}/{len(names)}] {name} ...", flush=True)
+        t0 = time.perf_counter()
+        cmd = [sys.executable, str(folder / f"{name}.py"), "--out", str(out), "--seed", str(args.seed)]
+        if args.quick:
+            cmd.append("--quick")
+        proc = subprocess.run(cmd, check=False)
+        took = time.perf_counter() - t0
+        result_file = out / f"{name}.json"
+        if proc.returncode not in (0, 1) or not result_file.exists():
+            crashed.append(name)
+            print(f"      {name} crashed (exit {proc.returncode}) after {took:.1f} s", flush=True)
+            continue
+        results.append(json.loads(result_file.read_text()))
+        print(f"      done in {took:.1f} s", flush=True)
+    from . import report
+
+    path = report.write(out, names)
+    failed = [r["name"] for r in results if not r.get("pass")]
+    print(
+        f"\n{len(results) - len(failed)} passed, {len(failed)} failed, {len(crashed)} crashed "
+        f"in {time.perf_counter() - start:.0f} s; report: {path}"
+    )
+    return 1 if failed or crashed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minirnn", description="Recurrent networks with handwritten BPTT.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("summary", help="parameter table of a model (seeds' counting, both conventions)")
+    _model_args(p)
+    p.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("gradcheck", help="compare BPTT with finite differences on a random model")
+    _model_args(p)
+    p.add_argument("--seq-len", type=_positive, default=8, metavar="T")
+    p.add_argument("--batch", type=_positive, default=2, metavar="B")
+    p.add_argument(
+        "--max-checks", type=_positive, default=None, help="entries checked per array (all by default)"
+    )
+    p.add_argument("--tol", type=float, default=1e-7, help="relative error tolerance (default 1e-7)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_gradcheck)
+
+    p = sub.add_parser("experiments", help="run the experiments (all, or those named) and write the report")
+    p.add_argument("names", nargs="*", metavar="NAME")
+    p.add_argument("--quick", action="store_true", help="the small, fast version of each")
+    p.add_argument("--list", action="store_true", help="list the experiments and exit")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="output folder (default experiments/out)")
+    p.set_defaults(func=cmd_experiments)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ValueError, TypeError) as e:
+        print(f"minirnn {args.command}: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,325 @@
+"""The RNN model: parameters, stacked layers, an optional linear output layer.
+
+The model is stateless between calls: ``forward`` returns the outputs and a cache, and
+``backward`` takes that cache, so truncated-BPTT drivers and users can carry state explicitly.
+
+Parameter names: ``W_xh_l{k}``, ``W_hh_l{k}``, ``b_h_l{k}`` for layer k (0 is nearest the
+input), then ``W_hy``, ``b_y`` for the output layer; shapes are (out, in) as in PyTorch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _validate as v
+from .functional import RNNCache, rnn_backward, rnn_forward
+from .init import INITS, pytorch_uniform, recurrent_weights, scale_to_spectral_radius, xavier_uniform
+
+CELLS = ("rnn",)
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+CONVENTIONS = ("keras", "pytorch")
+
+
+def count_params(
+    input_size: int,
+    hidden_size: int,
+    output_size: int = 0,
+    cell: str = "rnn",
+    bias: bool = True,
+    num_layers: int = 1,
+    convention: str = "keras",
+) -> int:
+    """Number of trainable parameters, per the seeds' formula and the frameworks' conventions.
+
+    One recurrent layer with G gates (rnn 1, lstm 4, gru 3), input I and H units has
+    G*H*(I + H) weights plus biases:
+
+    ======== ================================ ==========================
+    cell     keras                            pytorch (two biases)
+    ======== ================================ ==========================
+    rnn      H(I + H + 1)                     H(I + H + 2)
+    lstm     4H(I + H + 1)                    4H(I + H + 2)
+    gru      3H(I + H + 2)  (reset_after)     3H(I + H + 2)
+    ======== ================================ ==========================
+
+    Layers after the first take H inputs. An output layer adds P(H + 1) (P*H without bias).
+
+    Examples
+    --------
+    >>> count_params(1, 1), count_params(1, 2), count_params(3, 1)
+    (3, 8, 5)
+    >>> count_params(10, 20, 5, bias=False)
+    700
+    >>> count_params(10, 20, convention="pytorch")
+    640
+    """
+    where = "count_params"
+    I = v.positive_int(where, "input_size", input_size)
+    H = v.positive_int(where, "hidden_size", hidden_size)
+    P = v.nonnegative_int(where, "output_size", output_size or 0)
+    L = v.positive_int(where, "num_layers", num_layers)
+    v.choice(where, "cell", cell, tuple(GATES))
+    v.choice(where, "convention", convention, CONVENTIONS)
+    G = GATES[cell]
+    if not bias:
+        biases = 0
+    elif convention == "pytorch" or cell == "gru":
+        biases = 2
+    else:
+        biases = 1
+    total = 0
+    for layer in range(L):
+        fan_in = I if layer == 0 else H
+        total += G * H * (fan_in + H + biases)
+    if P:
+        total += P * (H + (1 if bias else 0))
+    return total
+
+
+@dataclass
+class ModelCache:
+    """Per-layer caches from :meth:`RNN.forward`, and the top layer's states for the output layer."""
+
+    layers: list[RNNCache]
+    top: np.ndarray  # (T, B, H) input of the output layer
+    h_n: np.ndarray = field(repr=False)  # (L, B, H) final state of every layer
+
+
+class RNN:
+    """A stack of recurrent layers with an optional linear read-out.
+
+    Parameters
+    ----------
+    input_size, hidden_size : int
+        I and H.
+    output_size : int, optional
+        P: add ``y_t = h_t W_hy^T + b_y`` (linear; apply a loss from minirnn.losses to it).
+    num_layers : int
+        Stacked layers; layer k > 0 reads layer k-1's hidden states.
+    cell : {"rnn"}
+        The recurrent cell.
+    activation : {"tanh", "relu", "sigmoid", "linear"}
+    bias : bool
+        One bias per layer (Keras convention) and a bias in the output layer.
+    init : {"pytorch", "xavier", "orthogonal", "identity", "normal"}
+        See :func:`minirnn.init.recurrent_weights`.
+    radius : float, optional
+        Rescale every W_hh to this spectral radius after initialising.
+    dtype : "float64" or "float32"
+    seed : int or numpy.random.Generator
+
+    Examples
+    --------
+    >>> import minirnn as mr
+    >>> print(mr.RNN(10, 20, 5, bias=False).summary())  # doctest: +NORMALIZE_WHITESPACE
+    layer     weight  shape     count
+    rnn 0     W_xh    (20, 10)    200
+    rnn 0     W_hh    (20, 20)    400
+    output    W_hy    (5, 20)     100
+    total                         700
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        output_size: int | None = None,
+        num_layers: int = 1,
+        cell: str = "rnn",
+        activation: str = "tanh",
+        bias: bool = True,
+        init: str = "pytorch",
+        dtype: str | np.dtype | type = "float64",
+        seed: int | np.random.Generator = 0,
+        radius: float | None = None,
+    ) -> None:
+        where = "RNN"
+        self.input_size = v.positive_int(where, "input_size", input_size)
+        self.hidden_size = v.positive_int(where, "hidden_size", hidden_size)
+        self.output_size = None if output_size is None else v.positive_int(where, "output_size", output_size)
+        self.num_layers = v.positive_int(where, "num_layers", num_layers)
+        self.cell = v.choice(where, "cell", cell, CELLS)
+        self.activation = v.choice(where, "activation", activation, v.ACTIVATIONS)
+        if not isinstance(bias, bool):
+            raise TypeError(f"{where}: bias must be True or False, got {bias!r}")
+        self.bias = bias
+        self.init = v.choice(where, "init", init, INITS)
+        self.dtype = v.dtype_of(where, dtype)
+        if radius is not None and (not np.isfinite(radius) or radius <= 0):
+            raise ValueError(f"{where}: radius must be a positive finite number, got {radius!r}")
+        self.radius = radius
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+        H = self.hidden_size
+        self.params: dict[str, np.ndarray] = {}
+        for k in range(self.num_layers):
+            fan_in = self.input_size if k == 0 else H
+            W_xh, W_hh, b_h = recurrent_weights(self.init, H, fan_in, rng, self.dtype)
+            if radius is not None:
+                W_hh = scale_to_spectral_radius(W_hh, radius)
+            self.params[f"W_xh_l{k}"] = W_xh
+            self.params[f"W_hh_l{k}"] = W_hh
+            if bias:
+                self.params[f"b_h_l{k}"] = b_h
+        if self.output_size is not None:
+            P = self.output_size
+            if self.init == "pytorch":  # nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+                self.params["W_hy"] = pytorch_uniform((P, H), H, rng, self.dtype)
+                b_y = pytorch_uniform((P,), H, rng, self.dtype)
+            else:
+                self.params["W_hy"] = xavier_uniform((P, H), rng, self.dtype)
+                b_y = np.zeros(P, dtype=self.dtype)
+            if bias:
+                self.params["b_y"] = b_y
+
+    # ------------------------------------------------------------------ introspection
+    def __repr__(self) -> str:
+        return (
+            f"RNN(input_size={self.input_size}, hidden_size={self.hidden_size}, "
+            f"output_size={self.output_size}, num_layers={self.num_layers}, cell={self.cell!r}, "
+            f"activation={self.activation!r}, bias={self.bias}, dtype={self.dtype.name})"
+        )
+
+    @property
+    def num_params(self) -> int:
+        return int(sum(p.size for p in self.params.values()))
+
+    def summary(self) -> str:
+        """A table of every weight: layer, name, shape, count; then the total."""
+        rows = []
+        for name, p in self.params.items():
+            base, _, layer = name.rpartition("_l")
+            if base and layer.isdigit():
+                rows.append((f"{self.cell} {layer}", base, str(p.shape), p.size))
+            else:
+                rows.append(("output", name, str(p.shape), p.size))
+        rows.append(("total", "", "", self.num_params))
+        head = ("layer", "weight", "shape", "count")
+        w = [max(len(str(r[i])) for r in [head, *rows]) for i in range(4)]
+        lines = []
+        for r in [head, *rows]:
+            lines.append(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {r[3]!s:>{w[3]}}".rstrip())
+        if self.bias:
+            pt = count_params(
+                self.input_size,
+                self.hidden_size,
+                self.output_size or 0,
+                self.cell,
+                self.bias,
+                self.num_layers,
+                "pytorch",
+            )
+            lines.append(f"(PyTorch counts {pt}: it keeps two biases per recurrent layer)")
+        return "\n".join(lines)
+
+    def astype(self, dtype: str | np.dtype | type) -> RNN:
+        """A copy of the model with every parameter in ``dtype``."""
+        new = self.copy()
+        new.dtype = v.dtype_of("RNN.astype", dtype)
+        new.params = {k: p.astype(new.dtype) for k, p in self.params.items()}
+        return new
+
+    def copy(self) -> RNN:
+        new = object.__new__(RNN)
+        new.__dict__.update(self.__dict__)
+        new.params = {k: p.copy() for k, p in self.params.items()}
+        return new
+
+    # ------------------------------------------------------------------ forward / backward
+    def _h0_layers(self, h0: np.ndarray | None, B: int) -> list[np.ndarray | None]:
+        L, H = self.num_layers, self.hidden_size
+        if h0 is None:
+            return [None] * L
+        h0 = np.asarray(h0)
+        if h0.ndim == 2 and L == 1:
+            h0 = h0[None]
+        if h0.ndim != 3 or h0.shape != (L, B, H):
+            raise ValueError(
+                f"RNN.forward: h0 has shape {h0.shape}; expected (num_layers, B, H) = {(L, B, H)}"
+                + (" or (B, H)" if L == 1 else "")
+            )
+        return list(h0)
+
+    def forward(self, X: np.ndarray, h0: np.ndarray | None = None) -> tuple[np.ndarray, ModelCache]:
+        """Run the stack over ``X (T, B, I)``.
+
+        Returns ``(Y, cache)``: Y is (T, B, P) when the model has an output layer, otherwise
+        the top layer's hidden states (T, B, H). ``cache.h_n`` (L, B, H) holds the final states.
+        h0 is (L, B, H) (or (B, H) for one layer); zeros when omitted.
+        """
+        X = v.float_array("RNN.forward", "X", X, 3, "(T, B, I)")
+        if X.dtype != self.dtype:
+            raise TypeError(
+                f"RNN.forward: X has dtype {X.dtype} but the model is {self.dtype}; "
+                f"convert X or use model.astype({X.dtype.name!r})"
+            )
+        if X.shape[2] != self.input_size:
+            raise ValueError(
+                f"RNN.forward: X has {X.shape[2]} features (shape {X.shape}); "
+                f"expected (T, B, {self.input_size})"
+            )
+        p = self.params
+        caches = []
+        inp = X
+        for k, h0_k in enumerate(self._h0_layers(h0, X.shape[1])):
+            hs, c = rnn_forward(
+                inp,
+                p[f"W_xh_l{k}"],
+                p[f"W_hh_l{k}"],
+                p.get(f"b_h_l{k}"),
+                h0_k,
+                self.activation,
+                check_finite=k == 0,
+            )
+            caches.append(c)
+            inp = hs
+        h_n = np.stack([c.h_last for c in caches])
+        if self.output_size is None:
+            return inp, ModelCache(caches, inp, h_n)
+        T, B, H = inp.shape
+        Y = (inp.reshape(T * B, H) @ p["W_hy"].T).reshape(T, B, -1)
+        if "b_y" in p:
+            Y += p["b_y"]
+        return Y, ModelCache(caches, inp, h_n)
+
+    def backward(
+        self, dY: np.ndarray, cache: ModelCache, truncate: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """Gradients of the loss given ``dY = dL/dY`` (the shape of forward's Y).
+
+        Returns a dict with a gradient for every name in ``params``, plus ``X`` (T, B, I) and
+        ``h0`` (L, B, H). ``truncate`` is passed to :func:`minirnn.rnn_backward`.
+        """
+        where = "RNN.backward"
+        if not isinstance(cache, ModelCache):
+            raise TypeError(f"{where}: cache must come from RNN.forward, got {type(cache).__name__}")
+        top = cache.top
+        T, B, H = top.shape
+        out_shape = (T, B, self.output_size if self.output_size is not None else H)
+        dY = v.float_array(where, "dY", dY, 3, "(T, B, P)")
+        v.shape_is(where, "dY", dY, out_shape, "the shape of forward's Y")
+        v.same_dtype(where, {"dY": dY, "model": top})
+        p = self.params
+        grads: dict[str, np.ndarray] = {}
+        if self.output_size is not None:
+            DY = dY.reshape(T * B, -1)
+            grads["W_hy"] = DY.T @ top.reshape(T * B, H)
+            if "b_y" in p:
+                grads["b_y"] = DY.sum(axis=0)
+            dhs = (DY @ p["W_hy"]).reshape(T, B, H)
+        else:
+            dhs = dY
+        dh0 = []
+        for k in range(self.num_layers - 1, -1, -1):
+            g = rnn_backward(dhs, cache.layers[k], truncate, check_finite=False)
+            grads[f"W_xh_l{k}"] = g["W_xh"]
+            grads[f"W_hh_l{k}"] = g["W_hh"]
+            if "b_h" in g:
+                grads[f"b_h_l{k}"] = g["b_h"]
+            dh0.append(g["h0"])
+            dhs = g["X"]
+        grads["X"] = dhs
+        grads["h0"] = np.stack(dh0[::-1])
+        return {k: grads[k] for k in [*p, "X", "h0"]}

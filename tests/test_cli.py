@@ -1,0 +1,83 @@
+"""The minirnn command, called in-process (main(argv)) and once as a real subprocess."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from minirnn.cli import main
+
+
+def test_summary_prints_the_seed_example(capsys):
+    assert main(["summary", "--input", "10", "--hidden", "20", "--output", "5", "--no-bias"]) == 0
+    out = capsys.readouterr().out
+    assert "(20, 10)" in out and "(20, 20)" in out and "(5, 20)" in out and out.split()[-1] == "700"
+
+
+def test_summary_json(capsys):
+    assert main(["summary", "--input", "3", "--hidden", "4", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["total"] == data["keras"] == 4 * (3 + 4 + 1)
+    assert data["pytorch"] == 4 * (3 + 4 + 2)
+    assert data["params"]["W_hh_l0"] == {"shape": [4, 4], "count": 16}
+
+
+def test_gradcheck_passes_and_reports(capsys):
+    assert (
+        main(["gradcheck", "--input", "2", "--hidden", "3", "--output", "2", "--layers", "2", "--json"]) == 0
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert data["pass"] and data["max_error"] < 1e-7 and "W_hh_l1" in data["errors"]
+
+
+def test_gradcheck_fails_with_impossible_tolerance(capsys):
+    assert main(["gradcheck", "--input", "2", "--hidden", "3", "--tol", "0"]) == 1
+    assert "FAIL" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["summary", "--input", "0", "--hidden", "3"],
+        ["summary", "--input", "x", "--hidden", "3"],
+        ["summary", "--input", "2", "--hidden", "3", "--activation", "gelu"],
+        ["summary", "--hidden", "3"],
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_bad_init_is_a_clean_error(capsys):
+    assert main(["summary", "--input", "2", "--hidden", "3", "--init", "he"]) == 2
+    assert "unknown init 'he'" in capsys.readouterr().err
+
+
+def test_experiments_list_and_unknown(capsys):
+    assert main(["experiments", "--list"]) == 0
+    assert "spectral_decay" in capsys.readouterr().out.split()
+    assert main(["experiments", "no_such_experiment"]) == 2
+    assert "unknown no_such_experiment" in capsys.readouterr().err
+
+
+def test_experiments_quick_run_writes_report(tmp_path, capsys):
+    assert main(["experiments", "spectral_decay", "--quick", "--out", str(tmp_path)]) == 0
+    assert "1 passed, 0 failed, 0 crashed" in capsys.readouterr().out
+    assert (tmp_path / "spectral_decay.png").stat().st_size > 1000
+    report = (tmp_path / "report.md").read_text()
+    assert "## spectral_decay: PASS" in report and "| spectral_decay |" in report
+    assert "data:image/png;base64" in (tmp_path / "report.html").read_text()
+
+
+def test_module_entry_point_runs():
+    proc = subprocess.run(
+        [sys.executable, "-m", "minirnn", "summary", "--input", "1", "--hidden", "2"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0 and proc.stdout.split("\n")[-3].split()[-1] == "8"

@@ -1,0 +1,91 @@
+"""kernels.py (numba) against cells.py (NumPy reference): the same numbers on every branch."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minirnn as mr
+from minirnn import functional
+
+ACTS = ["tanh", "relu", "sigmoid", "linear"]
+
+
+def run_both(monkeypatch, args, dhs, truncate=None):
+    out = {}
+    for flag in ("1", "0"):
+        monkeypatch.setenv("MINIRNN_JIT", flag)
+        hs, cache = mr.rnn_forward(*args)
+        g = mr.rnn_backward(dhs, cache, truncate, return_dh=True)
+        out[flag] = (hs, g)
+    return out["1"], out["0"]
+
+
+def draw(rng, T, B, I, H, dtype, bias=True, h0=True, scale=1.0):
+    X = rng.standard_normal((T, B, I)).astype(dtype)
+    W_xh = rng.standard_normal((H, I)).astype(dtype)
+    W_hh = (scale * rng.standard_normal((H, H)) / np.sqrt(H)).astype(dtype)
+    b_h = rng.standard_normal(H).astype(dtype) if bias else None
+    h_0 = rng.standard_normal((B, H)).astype(dtype) if h0 else None
+    dhs = rng.standard_normal((T, B, H)).astype(dtype)
+    return (X, W_xh, W_hh, b_h, h_0), dhs
+
+
+def assert_same(jit, ref, rtol):
+    (hs_j, g_j), (hs_r, g_r) = jit, ref
+    scale = max(1.0, float(np.abs(hs_r).max()))
+    np.testing.assert_allclose(hs_j, hs_r, rtol=rtol, atol=rtol * scale)
+    assert g_j.keys() == g_r.keys()
+    for k in g_r:
+        s = max(1.0, float(np.abs(g_r[k]).max()))
+        np.testing.assert_allclose(g_j[k], g_r[k], rtol=rtol, atol=rtol * s, err_msg=k)
+
+
+@pytest.mark.parametrize("activation", ACTS)
+@pytest.mark.parametrize("blas", [False, True])
+@pytest.mark.parametrize("truncate", [None, 1, 3])
+def test_kernel_equals_reference_float64(monkeypatch, rng, activation, blas, truncate):
+    monkeypatch.setattr(functional, "BLAS_MIN_MACS", 0 if blas else 10**12)
+    args, dhs = draw(rng, 9, 3, 4, 6, np.float64)
+    args = (*args, activation)
+    assert_same(*run_both(monkeypatch, args, dhs, truncate), rtol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ACTS)
+@pytest.mark.parametrize("blas", [False, True])
+def test_kernel_equals_reference_float32(monkeypatch, rng, activation, blas):
+    monkeypatch.setattr(functional, "BLAS_MIN_MACS", 0 if blas else 10**12)
+    args, dhs = draw(rng, 12, 2, 3, 8, np.float32)
+    jit, ref = run_both(monkeypatch, (*args, activation), dhs)
+    assert jit[0].dtype == np.float32 and all(g.dtype == np.float32 for g in jit[1].values())
+    assert_same(jit, ref, rtol=2e-5)
+
+
+@given(
+    T=st.integers(1, 12),
+    B=st.integers(1, 5),
+    I=st.integers(1, 6),
+    H=st.integers(1, 9),
+    activation=st.sampled_from(ACTS),
+    bias=st.booleans(),
+    h0=st.booleans(),
+    blas=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_kernel_equals_reference_any_shape(monkeypatch, T, B, I, H, activation, bias, h0, blas, seed):
+    monkeypatch.setattr(functional, "BLAS_MIN_MACS", 0 if blas else 10**12)
+    args, dhs = draw(np.random.default_rng(seed), T, B, I, H, np.float64, bias, h0, scale=1.5)
+    assert_same(*run_both(monkeypatch, (*args, activation), dhs), rtol=1e-12)
+
+
+def test_blas_threshold_picks_by_work():
+    assert not functional.use_blas(1, 32)
+    assert functional.use_blas(64, 256)
+
+
+def test_kernels_handle_non_contiguous_inputs(rng):
+    X = rng.standard_normal((3, 5, 4)).transpose(1, 0, 2)  # (5, 3, 4), not C-contiguous
+    W_xh, W_hh = rng.standard_normal((6, 4)), rng.standard_normal((6, 6)).T * 0.3
+    hs, _cache = mr.rnn_forward(X, W_xh, W_hh)
+    hs2, _ = mr.rnn_forward(np.ascontiguousarray(X), W_xh, np.ascontiguousarray(W_hh))
+    np.testing.assert_array_equal(hs, hs2)
