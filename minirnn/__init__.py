@@ -4,16 +4,32 @@ The public contract (see README "Architecture"): the functional core ``rnn_forwa
 ``rnn_backward``; the ``RNN`` model with ``summary()``; ``count_params``; ``gradcheck``.
 """
 
-from .functional import RNNCache, rnn_backward, rnn_forward
+from .functional import (
+    GRUCache,
+    LSTMCache,
+    RNNCache,
+    gru_backward,
+    gru_forward,
+    lstm_backward,
+    lstm_forward,
+    rnn_backward,
+    rnn_forward,
+)
 from .gradcheck import GradcheckReport, gradcheck
 from .model import RNN, count_params
 
 __all__ = [
     "RNN",
+    "GRUCache",
     "GradcheckReport",
+    "LSTMCache",
     "RNNCache",
     "count_params",
     "gradcheck",
+    "gru_backward",
+    "gru_forward",
+    "lstm_backward",
+    "lstm_forward",
     "rnn_backward",
     "rnn_forward",
 ]

@@ -17,7 +17,18 @@ import numpy as np
 
 from . import _validate as v
 from ._jit import jit_enabled, kernels
-from .cells import ACTIVATION_CODES, RNNStepCache, rnn_step_backward, rnn_step_forward
+from .cells import (
+    ACTIVATION_CODES,
+    GRUStepCache,
+    LSTMStepCache,
+    RNNStepCache,
+    gru_step_backward,
+    gru_step_forward,
+    lstm_step_backward,
+    lstm_step_forward,
+    rnn_step_backward,
+    rnn_step_forward,
+)
 
 # Below this many multiply-adds per step the hand-written loop beats a BLAS call's overhead.
 BLAS_MIN_MACS = 32 * 64 * 64
@@ -46,32 +57,79 @@ class RNNCache:
         return self.hs[-1]
 
 
-def _check_rnn_inputs(
+def _check_inputs(
     where: str,
     X: np.ndarray,
     W_xh: np.ndarray,
     W_hh: np.ndarray,
-    b_h: np.ndarray | None,
-    h0: np.ndarray | None,
-    activation: str,
+    gates: int,
+    biases: dict[str, np.ndarray | None],
+    states: dict[str, np.ndarray | None],
     check_finite: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    v.choice(where, "activation", activation, v.ACTIVATIONS)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray | None], dict[str, np.ndarray | None]]:
+    """Validate a cell's inputs: X (T, B, I), W_xh (G*H, I), W_hh (G*H, H), biases (G*H,),
+    states (B, H), all finite and of one float dtype. Returns them C-contiguous."""
+    rows = "H" if gates == 1 else f"{gates}H"
     X = v.float_array(where, "X", X, 3, "(T, B, I)", check_finite=check_finite)
-    W_xh = v.float_array(where, "W_xh", W_xh, 2, "(H, I)", check_finite=check_finite)
-    W_hh = v.float_array(where, "W_hh", W_hh, 2, "(H, H)", check_finite=check_finite)
+    W_xh = v.float_array(where, "W_xh", W_xh, 2, f"({rows}, I)", check_finite=check_finite)
+    W_hh = v.float_array(where, "W_hh", W_hh, 2, f"({rows}, H)", check_finite=check_finite)
     _T, B, I = X.shape
-    H = W_hh.shape[0]
-    v.shape_is(where, "W_hh", W_hh, (H, H), "(H, H), square")
-    v.shape_is(where, "W_xh", W_xh, (H, I), "(H, I) with H from W_hh and I from X")
-    if b_h is not None:
-        b_h = v.float_array(where, "b_h", b_h, 1, "(H,)", check_finite=check_finite)
-        v.shape_is(where, "b_h", b_h, (H,), "(H,)")
-    if h0 is not None:
-        h0 = v.float_array(where, "h0", h0, 2, "(B, H)", check_finite=check_finite)
-        v.shape_is(where, "h0", h0, (B, H), "(B, H) with B from X and H from W_hh")
-    v.same_dtype(where, {"X": X, "W_xh": W_xh, "W_hh": W_hh, "b_h": b_h, "h0": h0})
-    return X, W_xh, W_hh, b_h, h0
+    GH, H = W_hh.shape
+    if GH != gates * H:
+        raise ValueError(
+            f"{where}: W_hh has shape {W_hh.shape}; expected ({rows}, H)"
+            + (", square" if gates == 1 else f" with the {gates} gates stacked")
+        )
+    v.shape_is(where, "W_xh", W_xh, (GH, I), f"({rows}, I) with H from W_hh and I from X")
+    out_b: dict[str, np.ndarray | None] = {}
+    for name, b in biases.items():
+        if b is not None:
+            b = v.float_array(where, name, b, 1, f"({rows},)", check_finite=check_finite)
+            v.shape_is(where, name, b, (GH,), f"({rows},)")
+        out_b[name] = b
+    out_s: dict[str, np.ndarray | None] = {}
+    for name, st in states.items():
+        if st is not None:
+            st = v.float_array(where, name, st, 2, "(B, H)", check_finite=check_finite)
+            v.shape_is(where, name, st, (B, H), "(B, H) with B from X and H from W_hh")
+        out_s[name] = st
+    v.same_dtype(where, {"X": X, "W_xh": W_xh, "W_hh": W_hh, **out_b, **out_s})
+    return X, W_xh, W_hh, out_b, out_s
+
+
+def _input_projection(X: np.ndarray, W_xh: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """X W_xh^T + b for all T steps in one GEMM: (T, B, G*H), C-contiguous."""
+    T, B, I = X.shape
+    xa = (X.reshape(T * B, I) @ W_xh.T).reshape(T, B, -1)
+    if b is not None:
+        xa += b
+    return xa
+
+
+def _input_grads(da: np.ndarray, X: np.ndarray, W_xh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """dW_xh = sum_t da_t^T x_t and dX = da W_xh, each one GEMM over all steps."""
+    T, B, I = X.shape
+    DA = da.reshape(T * B, -1)
+    return DA.T @ X.reshape(T * B, I), (DA @ W_xh).reshape(T, B, I)
+
+
+def _recurrent_grad(da: np.ndarray, h0: np.ndarray, hs: np.ndarray) -> np.ndarray:
+    """dW_hh = sum_t da_t^T h_{t-1}: one GEMM over steps 1..T-1, plus step 0 against h0."""
+    T, B, H = hs.shape
+    dW = da[0].T @ h0
+    if T > 1:
+        dW += da[1:].reshape((T - 1) * B, -1).T @ hs[:-1].reshape((T - 1) * B, H)
+    return dW
+
+
+def _check_backward(
+    where: str, dhs: np.ndarray, hs: np.ndarray, truncate: int | None, check_finite: bool
+) -> tuple[np.ndarray, int]:
+    dhs = v.float_array(where, "dhs", dhs, 3, "(T, B, H)", check_finite=check_finite)
+    v.shape_is(where, "dhs", dhs, hs.shape, "(T, B, H), the shape of the forward's hs")
+    v.same_dtype(where, {"dhs": dhs, "hs (from the forward)": hs})
+    k = 0 if truncate is None else v.positive_int(where, "truncate", truncate)
+    return dhs, k
 
 
 def rnn_forward(
@@ -117,17 +175,17 @@ def rnn_forward(
     >>> hs.shape
     (5, 2, 4)
     """
-    X, W_xh, W_hh, b_h, h0 = _check_rnn_inputs(
-        "rnn_forward", X, W_xh, W_hh, b_h, h0, activation, check_finite
+    v.choice("rnn_forward", "activation", activation, v.ACTIVATIONS)
+    X, W_xh, W_hh, bs, st = _check_inputs(
+        "rnn_forward", X, W_xh, W_hh, 1, {"b_h": b_h}, {"h0": h0}, check_finite
     )
-    T, B, I = X.shape
+    b_h, h0 = bs["b_h"], st["h0"]
+    T, B, _I = X.shape
     H = W_hh.shape[0]
     if h0 is None:
         h0 = np.zeros((B, H), dtype=X.dtype)
     if jit_enabled():
-        hs = (X.reshape(T * B, I) @ W_xh.T).reshape(T, B, H)
-        if b_h is not None:
-            hs += b_h
+        hs = _input_projection(X, W_xh, b_h)
         kernels().rnn_forward_scan(
             hs,
             np.ascontiguousarray(W_hh.T),
@@ -181,14 +239,9 @@ def rnn_backward(
         raise TypeError(
             f"{where}: cache must be the RNNCache returned by rnn_forward, got {type(cache).__name__}"
         )
-    dhs = v.float_array(where, "dhs", dhs, 3, "(T, B, H)", check_finite=check_finite)
-    v.shape_is(where, "dhs", dhs, cache.hs.shape, "(T, B, H), the shape of the forward's hs")
-    v.same_dtype(where, {"dhs": dhs, "hs (from the forward)": cache.hs})
-    k = 0
-    if truncate is not None:
-        k = v.positive_int(where, "truncate", truncate)
+    dhs, k = _check_backward(where, dhs, cache.hs, truncate, check_finite)
     X, hs, h0, W_xh, W_hh = cache.X, cache.hs, cache.h0, cache.W_xh, cache.W_hh
-    T, B, I = X.shape
+    T, B, _I = X.shape
     H = W_hh.shape[0]
 
     if jit_enabled():
@@ -208,18 +261,10 @@ def rnn_backward(
             dh0,
             np.empty((B, H), dtype=hs.dtype),
         )
-        DA = da.reshape(T * B, H)
-        dW_hh = da[0].T @ h0
-        if T > 1:
-            dW_hh += DA[B:].T @ hs[:-1].reshape((T - 1) * B, H)
-        grads = {
-            "W_xh": DA.T @ X.reshape(T * B, I),
-            "W_hh": dW_hh,
-            "X": (DA @ W_xh).reshape(T, B, I),
-            "h0": dh0,
-        }
+        dW_xh, dX = _input_grads(da, X, W_xh)
+        grads = {"W_xh": dW_xh, "W_hh": _recurrent_grad(da, h0, hs), "X": dX, "h0": dh0}
         if cache.b_h is not None:
-            grads["b_h"] = DA.sum(axis=0)
+            grads["b_h"] = da.reshape(T * B, H).sum(axis=0)
         if return_dh:
             grads["dh"] = dh_total
         return grads
@@ -245,6 +290,331 @@ def rnn_backward(
         if k and t > 0 and t % k == 0:
             carry = np.zeros_like(carry)
     grads["h0"] = carry
+    if dh_all is not None:
+        grads["dh"] = dh_all
+    return grads
+
+
+# ---------------------------------------------------------------------------------------------
+# LSTM
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LSTMCache:
+    """What :func:`lstm_backward` needs: states, gates (i, f, g, o after activation), tanh(c)."""
+
+    X: np.ndarray  # (T, B, I)
+    hs: np.ndarray  # (T, B, H)
+    cs: np.ndarray  # (T, B, H)
+    tanh_cs: np.ndarray  # (T, B, H)
+    gates: np.ndarray  # (T, B, 4H)
+    h0: np.ndarray
+    c0: np.ndarray
+    W_xh: np.ndarray
+    W_hh: np.ndarray
+    b_h: np.ndarray | None
+
+    @property
+    def h_last(self) -> np.ndarray:
+        return self.hs[-1]
+
+    @property
+    def state_last(self) -> tuple[np.ndarray, np.ndarray]:
+        """(h_T, c_T): the state to carry into the next chunk."""
+        return self.hs[-1], self.cs[-1]
+
+
+def _split_lstm_state(where: str, h0: object) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if h0 is None:
+        return None, None
+    if not isinstance(h0, tuple | list) or len(h0) != 2:
+        got = type(h0).__name__ if not isinstance(h0, tuple | list) else f"a sequence of {len(h0)}"
+        raise TypeError(f"{where}: h0 must be a pair (h0, c0) of (B, H) arrays for the LSTM, got {got}")
+    h, c = h0
+    if h is None or c is None:
+        missing = "h0" if h is None else "c0"
+        raise TypeError(f"{where}: the state pair (h0, c0) is missing {missing}; give both or neither")
+    return h, c
+
+
+def lstm_forward(
+    X: np.ndarray,
+    W_xh: np.ndarray,
+    W_hh: np.ndarray,
+    b_h: np.ndarray | None = None,
+    h0: tuple[np.ndarray, np.ndarray] | None = None,
+    *,
+    check_finite: bool = True,
+) -> tuple[np.ndarray, LSTMCache]:
+    """Run an LSTM over a sequence (gates i, f, g, o stacked as in PyTorch).
+
+    Parameters
+    ----------
+    X : ndarray, shape (T, B, I)
+    W_xh : ndarray, shape (4H, I)
+    W_hh : ndarray, shape (4H, H)
+    b_h : ndarray, shape (4H,), optional
+        One bias (PyTorch's bias_ih + bias_hh).
+    h0 : pair of ndarrays (h0, c0), each (B, H), optional
+        Initial hidden and cell state; zeros when omitted.
+
+    Returns
+    -------
+    hs : ndarray, shape (T, B, H)
+    cache : LSTMCache
+        ``cache.state_last`` is (h_T, c_T).
+    """
+    where = "lstm_forward"
+    h_init, c_init = _split_lstm_state(where, h0)
+    X, W_xh, W_hh, bs, st = _check_inputs(
+        where, X, W_xh, W_hh, 4, {"b_h": b_h}, {"h0": h_init, "c0": c_init}, check_finite
+    )
+    b_h = bs["b_h"]
+    T, B, _ = X.shape
+    H = W_hh.shape[1]
+    zeros = np.zeros((B, H), dtype=X.dtype)
+    h_0 = st["h0"] if st["h0"] is not None else zeros
+    c_0 = st["c0"] if st["c0"] is not None else zeros
+    hs = np.empty((T, B, H), dtype=X.dtype)
+    cs, tanh_cs = np.empty_like(hs), np.empty_like(hs)
+    if jit_enabled():
+        gates = _input_projection(X, W_xh, b_h)
+        kernels().lstm_forward_scan(
+            gates,
+            np.ascontiguousarray(W_hh.T),
+            h_0,
+            c_0,
+            hs,
+            cs,
+            tanh_cs,
+            use_blas(B, 4 * H),
+            np.empty((B, 4 * H), dtype=X.dtype),
+        )
+    else:
+        gates = np.empty((T, B, 4 * H), dtype=X.dtype)
+        h, c = h_0, c_0
+        for t in range(T):
+            h, c, step = lstm_step_forward(X[t], h, c, W_xh, W_hh, b_h)
+            hs[t], cs[t], tanh_cs[t], gates[t] = h, c, step.tanh_c, step.gates
+    return hs, LSTMCache(X, hs, cs, tanh_cs, gates, h_0, c_0, W_xh, W_hh, b_h)
+
+
+def lstm_backward(
+    dhs: np.ndarray,
+    cache: LSTMCache,
+    truncate: int | None = None,
+    *,
+    return_dh: bool = False,
+    check_finite: bool = True,
+) -> dict[str, np.ndarray]:
+    """BPTT for :func:`lstm_forward`; ``dhs`` (T, B, H) is the direct dL/dh_t.
+
+    Returns ``W_xh`` (4H, I), ``W_hh`` (4H, H), ``b_h`` (when present), ``X``, ``h0``, ``c0`` and,
+    on request, ``dh`` (T, B, H): the total dL/dh_t. ``truncate`` as in :func:`rnn_backward`.
+    """
+    where = "lstm_backward"
+    if not isinstance(cache, LSTMCache):
+        raise TypeError(
+            f"{where}: cache must be the LSTMCache returned by lstm_forward, got {type(cache).__name__}"
+        )
+    dhs, k = _check_backward(where, dhs, cache.hs, truncate, check_finite)
+    X, hs, W_xh, W_hh = cache.X, cache.hs, cache.W_xh, cache.W_hh
+    T, B, H = hs.shape
+    dh_all = np.empty_like(hs) if return_dh else None
+    if jit_enabled():
+        da = np.empty_like(cache.gates)
+        dh0, dc0 = np.empty((B, H), dtype=hs.dtype), np.empty((B, H), dtype=hs.dtype)
+        kernels().lstm_backward_scan(
+            dhs,
+            cache.gates,
+            cache.cs,
+            cache.tanh_cs,
+            cache.c0,
+            W_hh,
+            k,
+            use_blas(B, 4 * H),
+            da,
+            dh_all if dh_all is not None else hs[:1],
+            return_dh,
+            dh0,
+            dc0,
+            np.empty((B, H), dtype=hs.dtype),
+        )
+    else:
+        da = np.empty_like(cache.gates)
+        dh0, dc0 = np.zeros((B, H), dtype=hs.dtype), np.zeros((B, H), dtype=hs.dtype)
+        for t in range(T - 1, -1, -1):
+            step = LSTMStepCache(
+                X[t],
+                cache.h0 if t == 0 else hs[t - 1],
+                cache.c0 if t == 0 else cache.cs[t - 1],
+                cache.gates[t],
+                cache.cs[t],
+                cache.tanh_cs[t],
+                W_xh,
+                W_hh,
+                cache.b_h is not None,
+            )
+            dh = dhs[t] + dh0
+            if dh_all is not None:
+                dh_all[t] = dh
+            dh0, dc0, g = lstm_step_backward(dh, dc0, step)
+            da[t] = g["a"]
+            if k and t > 0 and t % k == 0:
+                dh0, dc0 = np.zeros_like(dh0), np.zeros_like(dc0)
+    dW_xh, dX = _input_grads(da, X, W_xh)
+    grads = {"W_xh": dW_xh, "W_hh": _recurrent_grad(da, cache.h0, hs), "X": dX, "h0": dh0, "c0": dc0}
+    if cache.b_h is not None:
+        grads["b_h"] = da.reshape(T * B, -1).sum(axis=0)
+    if dh_all is not None:
+        grads["dh"] = dh_all
+    return grads
+
+
+# ---------------------------------------------------------------------------------------------
+# GRU
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class GRUCache:
+    """What :func:`gru_backward` needs: states, gates (r, z, n) and u_n = h W_hn^T + b_hn."""
+
+    X: np.ndarray
+    hs: np.ndarray
+    gates: np.ndarray  # (T, B, 3H)
+    hn: np.ndarray  # (T, B, H)
+    h0: np.ndarray
+    W_xh: np.ndarray
+    W_hh: np.ndarray
+    b_h: np.ndarray | None
+    b_hh: np.ndarray | None
+
+    @property
+    def h_last(self) -> np.ndarray:
+        return self.hs[-1]
+
+
+def gru_forward(
+    X: np.ndarray,
+    W_xh: np.ndarray,
+    W_hh: np.ndarray,
+    b_h: np.ndarray | None = None,
+    b_hh: np.ndarray | None = None,
+    h0: np.ndarray | None = None,
+    *,
+    check_finite: bool = True,
+) -> tuple[np.ndarray, GRUCache]:
+    """Run a GRU over a sequence, PyTorch's formula (gates r, z, n stacked as in PyTorch).
+
+    Parameters
+    ----------
+    X : ndarray, shape (T, B, I)
+    W_xh : ndarray, shape (3H, I)
+    W_hh : ndarray, shape (3H, H)
+    b_h : ndarray, shape (3H,), optional
+        Input-side bias (PyTorch's bias_ih).
+    b_hh : ndarray, shape (3H,), optional
+        Hidden-side bias (PyTorch's bias_hh); its n part sits inside the reset gate.
+    h0 : ndarray, shape (B, H), optional
+
+    Returns
+    -------
+    hs : ndarray, shape (T, B, H)
+    cache : GRUCache
+    """
+    where = "gru_forward"
+    X, W_xh, W_hh, bs, st = _check_inputs(
+        where, X, W_xh, W_hh, 3, {"b_h": b_h, "b_hh": b_hh}, {"h0": h0}, check_finite
+    )
+    b_h, b_hh = bs["b_h"], bs["b_hh"]
+    T, B, _ = X.shape
+    H = W_hh.shape[1]
+    h_0 = st["h0"] if st["h0"] is not None else np.zeros((B, H), dtype=X.dtype)
+    hs = np.empty((T, B, H), dtype=X.dtype)
+    gates = np.empty((T, B, 3 * H), dtype=X.dtype)
+    hn = np.empty_like(hs)
+    if jit_enabled():
+        kernels().gru_forward_scan(
+            _input_projection(X, W_xh, b_h),
+            np.ascontiguousarray(W_hh.T),
+            b_hh if b_hh is not None else np.zeros(3 * H, dtype=X.dtype),
+            h_0,
+            hs,
+            gates,
+            hn,
+            use_blas(B, 3 * H),
+            np.empty((B, 3 * H), dtype=X.dtype),
+        )
+    else:
+        h = h_0
+        for t in range(T):
+            h, step = gru_step_forward(X[t], h, W_xh, W_hh, b_h, b_hh)
+            hs[t], gates[t], hn[t] = h, step.gates, step.hn
+    return hs, GRUCache(X, hs, gates, hn, h_0, W_xh, W_hh, b_h, b_hh)
+
+
+def gru_backward(
+    dhs: np.ndarray,
+    cache: GRUCache,
+    truncate: int | None = None,
+    *,
+    return_dh: bool = False,
+    check_finite: bool = True,
+) -> dict[str, np.ndarray]:
+    """BPTT for :func:`gru_forward`; ``dhs`` (T, B, H) is the direct dL/dh_t.
+
+    Returns ``W_xh``, ``W_hh``, ``b_h`` and ``b_hh`` (each when present), ``X``, ``h0`` and, on
+    request, ``dh``. ``truncate`` as in :func:`rnn_backward`.
+    """
+    where = "gru_backward"
+    if not isinstance(cache, GRUCache):
+        raise TypeError(
+            f"{where}: cache must be the GRUCache returned by gru_forward, got {type(cache).__name__}"
+        )
+    dhs, k = _check_backward(where, dhs, cache.hs, truncate, check_finite)
+    X, hs, W_xh, W_hh = cache.X, cache.hs, cache.W_xh, cache.W_hh
+    T, B, H = hs.shape
+    dh_all = np.empty_like(hs) if return_dh else None
+    dxa, dua = np.empty_like(cache.gates), np.empty_like(cache.gates)
+    if jit_enabled():
+        dh0 = np.empty((B, H), dtype=hs.dtype)
+        kernels().gru_backward_scan(
+            dhs,
+            hs,
+            cache.h0,
+            cache.gates,
+            cache.hn,
+            W_hh,
+            k,
+            use_blas(B, 3 * H),
+            dxa,
+            dua,
+            dh_all if dh_all is not None else hs[:1],
+            return_dh,
+            dh0,
+            np.empty((B, H), dtype=hs.dtype),
+        )
+    else:
+        dh0 = np.zeros((B, H), dtype=hs.dtype)
+        for t in range(T - 1, -1, -1):
+            h_prev = cache.h0 if t == 0 else hs[t - 1]
+            step = GRUStepCache(X[t], h_prev, cache.gates[t], cache.hn[t], W_xh, W_hh, True)
+            dh = dhs[t] + dh0
+            if dh_all is not None:
+                dh_all[t] = dh
+            dh0, g = gru_step_backward(dh, step)
+            dxa[t] = g["a"]
+            dua[t] = g["u"]
+            if k and t > 0 and t % k == 0:
+                dh0 = np.zeros_like(dh0)
+    dW_xh, dX = _input_grads(dxa, X, W_xh)
+    grads = {"W_xh": dW_xh, "W_hh": _recurrent_grad(dua, cache.h0, hs), "X": dX, "h0": dh0}
+    if cache.b_h is not None:
+        grads["b_h"] = dxa.reshape(T * B, -1).sum(axis=0)
+    if cache.b_hh is not None:
+        grads["b_hh"] = dua.reshape(T * B, -1).sum(axis=0)
     if dh_all is not None:
         grads["dh"] = dh_all
     return grads

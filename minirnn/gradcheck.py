@@ -75,7 +75,7 @@ def gradcheck(
     X: np.ndarray,
     Y: np.ndarray,
     loss: str = "mse",
-    h0: np.ndarray | None = None,
+    h0: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None,
     *,
     eps: float = 1e-3,
     max_checks: int | None = None,
@@ -91,7 +91,7 @@ def gradcheck(
     Y : ndarray
         Targets for ``loss``: (T, B, P) or last-step (B, P) for "mse"; integer (T, B) or
         (B,) for "cross_entropy".
-    h0 : ndarray, shape (L, B, H), optional
+    h0 : ndarray, shape (L, B, H), or a pair (h0, c0) of them for the LSTM, optional
         Initial states (zeros when omitted; their gradient is checked either way).
     eps : float
         Finite-difference step.
@@ -101,7 +101,7 @@ def gradcheck(
     Returns
     -------
     GradcheckReport
-        Max relative error per parameter, and for ``X`` and ``h0``.
+        Relative error per parameter, and for ``X``, ``h0`` (and ``c0`` for the LSTM).
     """
     where = "gradcheck"
     if not isinstance(model, RNN):
@@ -119,18 +119,25 @@ def gradcheck(
     Xw = v.float_array(where, "X", X, 3, "(T, B, I)").copy()
     _T, B, _ = Xw.shape
     L, H = model.num_layers, model.hidden_size
-    if h0 is None:
-        h0w = np.zeros((L, B, H))
-    else:
-        h0w = v.float_array(where, "h0", h0, 3, "(L, B, H)").copy()
+    lstm = model.cell == "lstm"
+    states: dict[str, np.ndarray] = {"h0": np.zeros((L, B, H))}
+    if lstm:
+        states["c0"] = np.zeros((L, B, H))
+    if h0 is not None:
+        given = h0 if lstm else (h0,)
+        if lstm and (not isinstance(h0, tuple | list) or len(h0) != 2):
+            raise TypeError(f"{where}: the LSTM's h0 must be a pair (h0, c0) of (L, B, H) arrays")
+        for name, arr in zip(states, given, strict=True):
+            states[name] = v.float_array(where, name, arr, 3, "(L, B, H)").copy()
+    state0 = (states["h0"], states["c0"]) if lstm else states["h0"]
     relu = model.activation == "relu"
 
     def evaluate() -> tuple[float, np.ndarray | None]:
-        out, cache = model.forward(Xw, h0w)
+        out, cache = model.forward(Xw, state0)
         pattern = np.concatenate([(c.hs > 0).ravel() for c in cache.layers]) if relu else None
         return loss_fn(out, Y)[0], pattern
 
-    out, cache = model.forward(Xw, h0w)
+    out, cache = model.forward(Xw, state0)
     _, dY = loss_fn(out, Y)
     analytic = model.backward(dY, cache)
     base_loss, base_pattern = evaluate()
@@ -141,7 +148,7 @@ def gradcheck(
     report = GradcheckReport()
     report.eps, report.loss = eps, loss
     rng = np.random.default_rng(seed)
-    targets = {**model.params, "X": Xw, "h0": h0w}
+    targets = {**model.params, "X": Xw, **states}
     for name, arr in targets.items():
         flat = arr.reshape(-1)  # a view: perturbing it perturbs what forward reads
         a_flat = analytic[name].reshape(-1)

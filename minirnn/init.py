@@ -55,7 +55,12 @@ def scale_to_spectral_radius(W: np.ndarray, radius: float) -> np.ndarray:
 
 
 def recurrent_weights(
-    init: str, hidden_size: int, input_size: int, rng: np.random.Generator, dtype: np.dtype
+    init: str,
+    hidden_size: int,
+    input_size: int,
+    rng: np.random.Generator,
+    dtype: np.dtype,
+    radius: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(W_xh (H, I), W_hh (H, H), b_h (H,)) for one vanilla layer under scheme ``init``.
 
@@ -65,7 +70,18 @@ def recurrent_weights(
     identity    IRNN (Le et al. 2015): W_hh = I, W_xh ~ N(0, 0.001^2), zero bias
     normal      W_hh ~ N(0, 1/H) (spectral radius close to 1 by the circular law),
                 Glorot-uniform W_xh, zero bias
+
+    With ``radius``, W_hh is then rescaled to that spectral radius.
     """
+    W_xh, W_hh, b_h = _vanilla(init, hidden_size, input_size, rng, dtype)
+    if radius is not None:
+        W_hh = scale_to_spectral_radius(W_hh, radius)
+    return W_xh, W_hh, b_h
+
+
+def _vanilla(
+    init: str, hidden_size: int, input_size: int, rng: np.random.Generator, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     H, I = hidden_size, input_size
     if init == "pytorch":
         return (
@@ -84,3 +100,40 @@ def recurrent_weights(
         W_hh = (rng.standard_normal((H, H)) / np.sqrt(H)).astype(dtype)
         return xavier_uniform((H, I), rng, dtype), W_hh, zeros
     raise ValueError(f"unknown init {init!r}; expected one of {', '.join(INITS)}")
+
+
+def gated_weights(
+    cell: str,
+    init: str,
+    hidden_size: int,
+    input_size: int,
+    rng: np.random.Generator,
+    dtype: np.dtype,
+    radius: float | None = None,
+) -> dict[str, np.ndarray]:
+    """Weights of one LSTM (4 gates) or GRU (3 gates) layer, gate blocks stacked as in PyTorch.
+
+    Returns W_xh (G*H, I), W_hh (G*H, H), b_h (G*H,) and, for the GRU, b_hh (G*H,). "pytorch"
+    draws everything from U(-1/sqrt(H), 1/sqrt(H)); the other schemes initialise each gate's
+    (H, I) and (H, H) block as :func:`recurrent_weights` would and zero the biases. ``radius``
+    rescales each gate's recurrent block.
+    """
+    G = {"lstm": 4, "gru": 3}[cell]
+    H, I = hidden_size, input_size
+    if init == "identity":
+        raise ValueError(f"init 'identity' (IRNN) is for the vanilla cell, not {cell!r}")
+    if init == "pytorch":
+        W_xh = pytorch_uniform((G * H, I), H, rng, dtype)
+        W_hh = pytorch_uniform((G * H, H), H, rng, dtype)
+        biases = [pytorch_uniform((G * H,), H, rng, dtype) for _ in range(2 if cell == "gru" else 1)]
+    else:
+        blocks = [_vanilla(init, H, I, rng, dtype) for _ in range(G)]
+        W_xh = np.concatenate([b[0] for b in blocks])
+        W_hh = np.concatenate([b[1] for b in blocks])
+        biases = [np.zeros(G * H, dtype=dtype) for _ in range(2 if cell == "gru" else 1)]
+    if radius is not None:
+        W_hh = np.concatenate([scale_to_spectral_radius(W_hh[g * H : (g + 1) * H], radius) for g in range(G)])
+    out = {"W_xh": W_xh, "W_hh": W_hh, "b_h": biases[0]}
+    if cell == "gru":
+        out["b_hh"] = biases[1]
+    return out

@@ -146,3 +146,187 @@ def rnn_backward_scan(dhs, hs, W_hh, code, truncate, use_blas, da, dh_total, kee
                 cf[i] = tf[i]
         else:
             matmul_acc(da[t], W_hh, carry, False)
+
+
+@njit
+def sigmoid(v):
+    """The stable logistic of cells.sigmoid, for one scalar."""
+    if v >= 0:
+        return 1 / (1 + np.exp(-v))
+    e = np.exp(v)
+    return e / (1 + e)
+
+
+@njit
+def recurrent_product(h_prev, W_hhT, out, use_blas, tmp):
+    """out += h_prev @ W_hhT, through BLAS into tmp or with the axpy loops."""
+    if use_blas:
+        np.dot(h_prev, W_hhT, tmp)
+        of = out.reshape(-1)
+        tf = tmp.reshape(-1)
+        for i in range(of.size):
+            of[i] += tf[i]
+    else:
+        matmul_acc(h_prev, W_hhT, out, True)
+
+
+@njit
+def carry_product(da, W_hh, carry, use_blas, tmp):
+    """carry = da @ W_hh (overwrites carry)."""
+    if use_blas:
+        np.dot(da, W_hh, tmp)
+        cf = carry.reshape(-1)
+        tf = tmp.reshape(-1)
+        for i in range(cf.size):
+            cf[i] = tf[i]
+    else:
+        matmul_acc(da, W_hh, carry, False)
+
+
+@njit
+def lstm_forward_scan(gates, W_hhT, h0, c0, hs, cs, tcs, use_blas, tmp):
+    """LSTM time loop (cells.lstm_step_forward), in place.
+
+    gates (T, B, 4H) holds the input projection on entry and i, f, g, o on exit;
+    hs, cs, tcs (T, B, H) receive h_t, c_t and tanh(c_t). W_hhT is (H, 4H) C-contiguous.
+    """
+    T, B, H4 = gates.shape
+    H = H4 // 4
+    for t in range(T):
+        h_prev = h0 if t == 0 else hs[t - 1]
+        c_prev = c0 if t == 0 else cs[t - 1]
+        a = gates[t]
+        recurrent_product(h_prev, W_hhT, a, use_blas, tmp)
+        for b in range(B):
+            for j in range(H):
+                i = sigmoid(a[b, j])
+                f = sigmoid(a[b, H + j])
+                g = np.tanh(a[b, 2 * H + j])
+                o = sigmoid(a[b, 3 * H + j])
+                a[b, j] = i
+                a[b, H + j] = f
+                a[b, 2 * H + j] = g
+                a[b, 3 * H + j] = o
+                c = f * c_prev[b, j] + i * g
+                tc = np.tanh(c)
+                cs[t, b, j] = c
+                tcs[t, b, j] = tc
+                hs[t, b, j] = o * tc
+
+
+@njit
+def lstm_backward_scan(
+    dhs, gates, cs, tcs, c0, W_hh, truncate, use_blas, da, dh_total, keep_dh, dh0, dc0, tmp
+):
+    """LSTM backward time loop (cells.lstm_step_backward), t = T-1 .. 0.
+
+    Writes da (T, B, 4H), the pre-activation gradients; on exit dh0 and dc0 hold dL/dh0 and
+    dL/dc0. Truncation cuts both carries at every t % truncate == 0, t > 0.
+    """
+    T, B, H4 = gates.shape
+    H = H4 // 4
+    dh = dh0  # the h carry lives in dh0's buffer, the c carry in dc0's
+    dc = dc0
+    dh[:] = 0
+    dc[:] = 0
+    for t in range(T - 1, -1, -1):
+        G = gates[t]
+        A = da[t]
+        for b in range(B):
+            for j in range(H):
+                g_h = dhs[t, b, j] + dh[b, j]
+                if keep_dh:
+                    dh_total[t, b, j] = g_h
+                i = G[b, j]
+                f = G[b, H + j]
+                g = G[b, 2 * H + j]
+                o = G[b, 3 * H + j]
+                tc = tcs[t, b, j]
+                c_prev = c0[b, j] if t == 0 else cs[t - 1, b, j]
+                d_c = dc[b, j] + g_h * o * (1 - tc * tc)
+                A[b, j] = d_c * g * i * (1 - i)
+                A[b, H + j] = d_c * c_prev * f * (1 - f)
+                A[b, 2 * H + j] = d_c * i * (1 - g * g)
+                A[b, 3 * H + j] = g_h * tc * o * (1 - o)
+                dc[b, j] = d_c * f
+        if truncate > 0 and t > 0 and t % truncate == 0:
+            dh[:] = 0
+            dc[:] = 0
+        else:
+            carry_product(A, W_hh, dh, use_blas, tmp)
+
+
+@njit
+def gru_forward_scan(xa, W_hhT, b_hh, h0, hs, gates, hn, use_blas, tmp):
+    """GRU time loop (cells.gru_step_forward).
+
+    xa (T, B, 3H): input projection plus b_h; b_hh (3H,); writes hs (T, B, H), gates (T, B, 3H)
+    = r, z, n and hn (T, B, H) = h_{t-1} W_hn^T + b_hn. tmp is a (B, 3H) buffer.
+    """
+    T, B, H3 = xa.shape
+    H = H3 // 3
+    for t in range(T):
+        h_prev = h0 if t == 0 else hs[t - 1]
+        # u = h_prev W_hh^T + b_hh, into tmp
+        if use_blas:
+            np.dot(h_prev, W_hhT, tmp)
+        else:
+            matmul_acc(h_prev, W_hhT, tmp, False)
+        for b in range(B):
+            for k in range(H3):
+                tmp[b, k] += b_hh[k]
+        for b in range(B):
+            for j in range(H):
+                r = sigmoid(xa[t, b, j] + tmp[b, j])
+                z = sigmoid(xa[t, b, H + j] + tmp[b, H + j])
+                u_n = tmp[b, 2 * H + j]
+                n = np.tanh(xa[t, b, 2 * H + j] + r * u_n)
+                gates[t, b, j] = r
+                gates[t, b, H + j] = z
+                gates[t, b, 2 * H + j] = n
+                hn[t, b, j] = u_n
+                hs[t, b, j] = (1 - z) * n + z * h_prev[b, j]
+
+
+@njit
+def gru_backward_scan(
+    dhs, hs, h0, gates, hn, W_hh, truncate, use_blas, dxa, dua, dh_total, keep_dh, carry, tmp
+):
+    """GRU backward time loop (cells.gru_step_backward), t = T-1 .. 0.
+
+    Writes dxa (input-side pre-activation gradients) and dua (hidden-side) (T, B, 3H);
+    on exit carry holds dL/dh0. tmp is a (B, H) buffer.
+    """
+    T, B, H3 = gates.shape
+    H = H3 // 3
+    carry[:] = 0
+    for t in range(T - 1, -1, -1):
+        X_ = dxa[t]
+        U_ = dua[t]
+        for b in range(B):
+            for j in range(H):
+                g_h = dhs[t, b, j] + carry[b, j]
+                if keep_dh:
+                    dh_total[t, b, j] = g_h
+                r = gates[t, b, j]
+                z = gates[t, b, H + j]
+                n = gates[t, b, 2 * H + j]
+                h_prev = h0[b, j] if t == 0 else hs[t - 1, b, j]
+                dan = g_h * (1 - z) * (1 - n * n)
+                dar = dan * hn[t, b, j] * r * (1 - r)
+                daz = g_h * (h_prev - n) * z * (1 - z)
+                X_[b, j] = dar
+                X_[b, H + j] = daz
+                X_[b, 2 * H + j] = dan
+                U_[b, j] = dar
+                U_[b, H + j] = daz
+                U_[b, 2 * H + j] = dan * r
+                carry[b, j] = g_h * z  # the direct path h_{t-1} -> h_t
+        if truncate > 0 and t > 0 and t % truncate == 0:
+            carry[:] = 0
+        else:
+            if use_blas:
+                np.dot(U_, W_hh, tmp)
+                carry += tmp
+            else:
+                matmul_acc(U_, W_hh, carry, True)

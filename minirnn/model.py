@@ -10,14 +10,26 @@ input), then ``W_hy``, ``b_y`` for the output layer; shapes are (out, in) as in 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from . import _validate as v
-from .functional import RNNCache, rnn_backward, rnn_forward
-from .init import INITS, pytorch_uniform, recurrent_weights, scale_to_spectral_radius, xavier_uniform
+from .functional import (
+    GRUCache,
+    LSTMCache,
+    RNNCache,
+    gru_backward,
+    gru_forward,
+    lstm_backward,
+    lstm_forward,
+    rnn_backward,
+    rnn_forward,
+)
+from .init import INITS, gated_weights, pytorch_uniform, recurrent_weights, xavier_uniform
 
-CELLS = ("rnn",)
+CELLS = ("rnn", "lstm", "gru")
+BACKWARD = {"rnn": rnn_backward, "lstm": lstm_backward, "gru": gru_backward}
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 CONVENTIONS = ("keras", "pytorch")
 
@@ -82,9 +94,15 @@ def count_params(
 class ModelCache:
     """Per-layer caches from :meth:`RNN.forward`, and the top layer's states for the output layer."""
 
-    layers: list[RNNCache]
+    layers: list[RNNCache | LSTMCache | GRUCache]
     top: np.ndarray  # (T, B, H) input of the output layer
-    h_n: np.ndarray = field(repr=False)  # (L, B, H) final state of every layer
+    h_n: np.ndarray = field(repr=False)  # (L, B, H) final hidden state of every layer
+    c_n: np.ndarray | None = field(default=None, repr=False)  # (L, B, H) final LSTM cell states
+
+    @property
+    def state(self) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """The final state in the form ``forward`` takes as h0: h_n, or (h_n, c_n) for the LSTM."""
+        return self.h_n if self.c_n is None else (self.h_n, self.c_n)
 
 
 class RNN:
@@ -98,15 +116,19 @@ class RNN:
         P: add ``y_t = h_t W_hy^T + b_y`` (linear; apply a loss from minirnn.losses to it).
     num_layers : int
         Stacked layers; layer k > 0 reads layer k-1's hidden states.
-    cell : {"rnn"}
-        The recurrent cell.
+    cell : {"rnn", "lstm", "gru"}
+        The recurrent cell; gates stacked as in PyTorch (LSTM i, f, g, o; GRU r, z, n).
     activation : {"tanh", "relu", "sigmoid", "linear"}
+        The vanilla cell's nonlinearity (the gated cells have theirs built in).
     bias : bool
-        One bias per layer (Keras convention) and a bias in the output layer.
+        Biases in every layer and in the output layer: one per vanilla or LSTM layer (Keras
+        convention), two per GRU layer (``b_h`` and ``b_hh``, as PyTorch and Keras keep them).
     init : {"pytorch", "xavier", "orthogonal", "identity", "normal"}
-        See :func:`minirnn.init.recurrent_weights`.
+        See :func:`minirnn.init.recurrent_weights` (identity is the vanilla cell's IRNN only).
     radius : float, optional
-        Rescale every W_hh to this spectral radius after initialising.
+        Rescale every W_hh (every gate block of it, for gated cells) to this spectral radius.
+    forget_bias : float, optional
+        LSTM only: initial forget-gate bias (Jozefowicz et al. 2015 recommend 1.0).
     dtype : "float64" or "float32"
     seed : int or numpy.random.Generator
 
@@ -134,6 +156,7 @@ class RNN:
         dtype: str | np.dtype | type = "float64",
         seed: int | np.random.Generator = 0,
         radius: float | None = None,
+        forget_bias: float | None = None,
     ) -> None:
         where = "RNN"
         self.input_size = v.positive_int(where, "input_size", input_size)
@@ -142,6 +165,17 @@ class RNN:
         self.num_layers = v.positive_int(where, "num_layers", num_layers)
         self.cell = v.choice(where, "cell", cell, CELLS)
         self.activation = v.choice(where, "activation", activation, v.ACTIVATIONS)
+        if cell != "rnn" and activation != "tanh":
+            raise ValueError(
+                f"{where}: activation {activation!r} applies to the vanilla cell only; "
+                f"the {cell} cell has its gates' nonlinearities built in (leave activation='tanh')"
+            )
+        if init == "identity" and cell != "rnn":
+            raise ValueError(f"{where}: init 'identity' (IRNN) is for the vanilla cell, not {cell!r}")
+        if forget_bias is not None and cell != "lstm":
+            raise ValueError(f"{where}: forget_bias applies to the LSTM only, not {cell!r}")
+        if forget_bias is not None and not bias:
+            raise ValueError(f"{where}: forget_bias needs bias=True")
         if not isinstance(bias, bool):
             raise TypeError(f"{where}: bias must be True or False, got {bias!r}")
         self.bias = bias
@@ -150,19 +184,23 @@ class RNN:
         if radius is not None and (not np.isfinite(radius) or radius <= 0):
             raise ValueError(f"{where}: radius must be a positive finite number, got {radius!r}")
         self.radius = radius
+        self.forget_bias = forget_bias
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
         H = self.hidden_size
         self.params: dict[str, np.ndarray] = {}
         for k in range(self.num_layers):
             fan_in = self.input_size if k == 0 else H
-            W_xh, W_hh, b_h = recurrent_weights(self.init, H, fan_in, rng, self.dtype)
-            if radius is not None:
-                W_hh = scale_to_spectral_radius(W_hh, radius)
-            self.params[f"W_xh_l{k}"] = W_xh
-            self.params[f"W_hh_l{k}"] = W_hh
-            if bias:
-                self.params[f"b_h_l{k}"] = b_h
+            if cell == "rnn":
+                W_xh, W_hh, b_h = recurrent_weights(self.init, H, fan_in, rng, self.dtype, radius)
+                weights = {"W_xh": W_xh, "W_hh": W_hh, "b_h": b_h}
+            else:
+                weights = gated_weights(cell, self.init, H, fan_in, rng, self.dtype, radius)
+            if forget_bias is not None:
+                weights["b_h"][H : 2 * H] = forget_bias
+            for name, w in weights.items():
+                if name.startswith("W") or bias:
+                    self.params[f"{name}_l{k}"] = w
         if self.output_size is not None:
             P = self.output_size
             if self.init == "pytorch":  # nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
@@ -201,6 +239,7 @@ class RNN:
         lines = []
         for r in [head, *rows]:
             lines.append(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {r[3]!s:>{w[3]}}".rstrip())
+        pt = self.num_params
         if self.bias:
             pt = count_params(
                 self.input_size,
@@ -211,6 +250,7 @@ class RNN:
                 self.num_layers,
                 "pytorch",
             )
+        if pt != self.num_params:
             lines.append(f"(PyTorch counts {pt}: it keeps two biases per recurrent layer)")
         return "\n".join(lines)
 
@@ -228,26 +268,49 @@ class RNN:
         return new
 
     # ------------------------------------------------------------------ forward / backward
-    def _h0_layers(self, h0: np.ndarray | None, B: int) -> list[np.ndarray | None]:
+    def _h0_layers(self, h0: Any, B: int) -> list[Any]:
         L, H = self.num_layers, self.hidden_size
         if h0 is None:
             return [None] * L
-        h0 = np.asarray(h0)
-        if h0.ndim == 2 and L == 1:
-            h0 = h0[None]
-        if h0.ndim != 3 or h0.shape != (L, B, H):
-            raise ValueError(
-                f"RNN.forward: h0 has shape {h0.shape}; expected (num_layers, B, H) = {(L, B, H)}"
-                + (" or (B, H)" if L == 1 else "")
-            )
-        return list(h0)
 
-    def forward(self, X: np.ndarray, h0: np.ndarray | None = None) -> tuple[np.ndarray, ModelCache]:
+        def per_layer(name: str, arr: Any) -> list[np.ndarray]:
+            arr = np.asarray(arr)
+            if arr.ndim == 2 and L == 1:
+                arr = arr[None]
+            if arr.ndim != 3 or arr.shape != (L, B, H):
+                raise ValueError(
+                    f"RNN.forward: {name} has shape {arr.shape}; expected (num_layers, B, H) = {(L, B, H)}"
+                    + (" or (B, H)" if L == 1 else "")
+                )
+            return list(arr)
+
+        if self.cell == "lstm":
+            if not isinstance(h0, tuple | list) or len(h0) != 2 or h0[0] is None or h0[1] is None:
+                raise TypeError(
+                    "RNN.forward: the LSTM's h0 must be a pair (h0, c0) of (num_layers, B, H) arrays, "
+                    f"got {type(h0).__name__}"
+                )
+            return list(zip(per_layer("h0", h0[0]), per_layer("c0", h0[1]), strict=True))
+        return per_layer("h0", h0)
+
+    def _layer_forward(
+        self, k: int, inp: np.ndarray, state0: Any, check_finite: bool
+    ) -> tuple[np.ndarray, RNNCache | LSTMCache | GRUCache]:
+        p = self.params
+        W_xh, W_hh, b_h = p[f"W_xh_l{k}"], p[f"W_hh_l{k}"], p.get(f"b_h_l{k}")
+        if self.cell == "lstm":
+            return lstm_forward(inp, W_xh, W_hh, b_h, state0, check_finite=check_finite)
+        if self.cell == "gru":
+            return gru_forward(inp, W_xh, W_hh, b_h, p.get(f"b_hh_l{k}"), state0, check_finite=check_finite)
+        return rnn_forward(inp, W_xh, W_hh, b_h, state0, self.activation, check_finite=check_finite)
+
+    def forward(self, X: np.ndarray, h0: Any = None) -> tuple[np.ndarray, ModelCache]:
         """Run the stack over ``X (T, B, I)``.
 
         Returns ``(Y, cache)``: Y is (T, B, P) when the model has an output layer, otherwise
-        the top layer's hidden states (T, B, H). ``cache.h_n`` (L, B, H) holds the final states.
-        h0 is (L, B, H) (or (B, H) for one layer); zeros when omitted.
+        the top layer's hidden states (T, B, H). ``cache.state`` holds the final states in the
+        form h0 takes: h0 is (L, B, H) (or (B, H) for one layer), a pair (h0, c0) of those for
+        the LSTM; zeros when omitted.
         """
         X = v.float_array("RNN.forward", "X", X, 3, "(T, B, I)")
         if X.dtype != self.dtype:
@@ -264,33 +327,26 @@ class RNN:
         caches = []
         inp = X
         for k, h0_k in enumerate(self._h0_layers(h0, X.shape[1])):
-            hs, c = rnn_forward(
-                inp,
-                p[f"W_xh_l{k}"],
-                p[f"W_hh_l{k}"],
-                p.get(f"b_h_l{k}"),
-                h0_k,
-                self.activation,
-                check_finite=k == 0,
-            )
+            inp, c = self._layer_forward(k, inp, h0_k, check_finite=k == 0)
             caches.append(c)
-            inp = hs
         h_n = np.stack([c.h_last for c in caches])
+        c_n = np.stack([c.cs[-1] for c in caches]) if self.cell == "lstm" else None  # type: ignore[union-attr]
         if self.output_size is None:
-            return inp, ModelCache(caches, inp, h_n)
+            return inp, ModelCache(caches, inp, h_n, c_n)
         T, B, H = inp.shape
         Y = (inp.reshape(T * B, H) @ p["W_hy"].T).reshape(T, B, -1)
         if "b_y" in p:
             Y += p["b_y"]
-        return Y, ModelCache(caches, inp, h_n)
+        return Y, ModelCache(caches, inp, h_n, c_n)
 
     def backward(
         self, dY: np.ndarray, cache: ModelCache, truncate: int | None = None
     ) -> dict[str, np.ndarray]:
         """Gradients of the loss given ``dY = dL/dY`` (the shape of forward's Y).
 
-        Returns a dict with a gradient for every name in ``params``, plus ``X`` (T, B, I) and
-        ``h0`` (L, B, H). ``truncate`` is passed to :func:`minirnn.rnn_backward`.
+        Returns a dict with a gradient for every name in ``params``, plus ``X`` (T, B, I),
+        ``h0`` (L, B, H) and, for the LSTM, ``c0`` (L, B, H). ``truncate`` is passed to
+        :func:`minirnn.rnn_backward` (or the gated cells' backward).
         """
         where = "RNN.backward"
         if not isinstance(cache, ModelCache):
@@ -311,15 +367,21 @@ class RNN:
             dhs = (DY @ p["W_hy"]).reshape(T, B, H)
         else:
             dhs = dY
-        dh0 = []
+        dh0, dc0 = [], []
+        backward = BACKWARD[self.cell]
         for k in range(self.num_layers - 1, -1, -1):
-            g = rnn_backward(dhs, cache.layers[k], truncate, check_finite=False)
-            grads[f"W_xh_l{k}"] = g["W_xh"]
-            grads[f"W_hh_l{k}"] = g["W_hh"]
-            if "b_h" in g:
-                grads[f"b_h_l{k}"] = g["b_h"]
+            g = backward(dhs, cache.layers[k], truncate, check_finite=False)  # type: ignore[operator]
+            for name in ("W_xh", "W_hh", "b_h", "b_hh"):
+                if name in g:
+                    grads[f"{name}_l{k}"] = g[name]
             dh0.append(g["h0"])
+            if "c0" in g:
+                dc0.append(g["c0"])
             dhs = g["X"]
         grads["X"] = dhs
         grads["h0"] = np.stack(dh0[::-1])
-        return {k: grads[k] for k in [*p, "X", "h0"]}
+        extra = ["X", "h0"]
+        if dc0:
+            grads["c0"] = np.stack(dc0[::-1])
+            extra.append("c0")
+        return {k: grads[k] for k in [*p, *extra]}
