@@ -4,6 +4,9 @@ The public contract (see README "Architecture"): the functional core ``rnn_forwa
 ``rnn_backward``; the ``RNN`` model with ``summary()``; ``count_params``; ``gradcheck``.
 """
 
+from . import bptt
+from .bptt import TBPTT, gradient_accuracy, rtrl
+from .clip import clip_grad_norm, clip_grad_value
 from .functional import (
     GRUCache,
     LSTMCache,
@@ -20,17 +23,23 @@ from .model import RNN, count_params
 
 __all__ = [
     "RNN",
+    "TBPTT",
     "GRUCache",
     "GradcheckReport",
     "LSTMCache",
     "RNNCache",
+    "bptt",
+    "clip_grad_norm",
+    "clip_grad_value",
     "count_params",
     "gradcheck",
+    "gradient_accuracy",
     "gru_backward",
     "gru_forward",
     "lstm_backward",
     "lstm_forward",
     "rnn_backward",
     "rnn_forward",
+    "rtrl",
 ]
 __version__ = "0.1.0"

@@ -33,7 +33,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         "--output", type=_positive, default=None, metavar="P", help="output units P (none by default)"
     )
     p.add_argument("--layers", type=_positive, default=1, metavar="L", help="stacked layers (default 1)")
-    p.add_argument("--cell", default="rnn", choices=["rnn", "lstm", "gru"], help="recurrent cell (default rnn)")
+    p.add_argument(
+        "--cell", default="rnn", choices=["rnn", "lstm", "gru"], help="recurrent cell (default rnn)"
+    )
     p.add_argument(
         "--activation", default="tanh", choices=["tanh", "relu", "sigmoid", "linear"], help="default tanh"
     )

@@ -406,9 +406,13 @@ def lstm_backward(
     truncate: int | None = None,
     *,
     return_dh: bool = False,
+    dc_last: np.ndarray | None = None,
     check_finite: bool = True,
 ) -> dict[str, np.ndarray]:
     """BPTT for :func:`lstm_forward`; ``dhs`` (T, B, H) is the direct dL/dh_t.
+
+    ``dc_last`` (B, H), optional, is dL/dc_T from beyond the sequence (the cell state's share of
+    the gradient of the final state; dL/dh_T's share goes into ``dhs[-1]``).
 
     Returns ``W_xh`` (4H, I), ``W_hh`` (4H, H), ``b_h`` (when present), ``X``, ``h0``, ``c0`` and,
     on request, ``dh`` (T, B, H): the total dL/dh_t. ``truncate`` as in :func:`rnn_backward`.
@@ -421,10 +425,16 @@ def lstm_backward(
     dhs, k = _check_backward(where, dhs, cache.hs, truncate, check_finite)
     X, hs, W_xh, W_hh = cache.X, cache.hs, cache.W_xh, cache.W_hh
     T, B, H = hs.shape
+    dc_init = np.zeros((B, H), dtype=hs.dtype)
+    if dc_last is not None:
+        dc_last = v.float_array(where, "dc_last", dc_last, 2, "(B, H)", check_finite=check_finite)
+        v.shape_is(where, "dc_last", dc_last, (B, H), "(B, H), the shape of one state")
+        v.same_dtype(where, {"dc_last": dc_last, "hs (from the forward)": hs})
+        dc_init[...] = dc_last
     dh_all = np.empty_like(hs) if return_dh else None
     if jit_enabled():
         da = np.empty_like(cache.gates)
-        dh0, dc0 = np.empty((B, H), dtype=hs.dtype), np.empty((B, H), dtype=hs.dtype)
+        dh0, dc0 = np.empty((B, H), dtype=hs.dtype), dc_init
         kernels().lstm_backward_scan(
             dhs,
             cache.gates,
@@ -443,7 +453,7 @@ def lstm_backward(
         )
     else:
         da = np.empty_like(cache.gates)
-        dh0, dc0 = np.zeros((B, H), dtype=hs.dtype), np.zeros((B, H), dtype=hs.dtype)
+        dh0, dc0 = np.zeros((B, H), dtype=hs.dtype), dc_init
         for t in range(T - 1, -1, -1):
             step = LSTMStepCache(
                 X[t],

@@ -220,15 +220,15 @@ def lstm_backward_scan(
 ):
     """LSTM backward time loop (cells.lstm_step_backward), t = T-1 .. 0.
 
-    Writes da (T, B, 4H), the pre-activation gradients; on exit dh0 and dc0 hold dL/dh0 and
-    dL/dc0. Truncation cuts both carries at every t % truncate == 0, t > 0.
+    Writes da (T, B, 4H), the pre-activation gradients. dc0 enters holding the gradient of the
+    final cell state (zeros if none); on exit dh0 and dc0 hold dL/dh0 and dL/dc0. Truncation
+    cuts both carries at every t % truncate == 0, t > 0.
     """
     T, B, H4 = gates.shape
     H = H4 // 4
     dh = dh0  # the h carry lives in dh0's buffer, the c carry in dc0's
-    dc = dc0
+    dc = dc0  # enters holding dL/dc_T from beyond the sequence (zeros if none)
     dh[:] = 0
-    dc[:] = 0
     for t in range(T - 1, -1, -1):
         G = gates[t]
         A = da[t]

@@ -340,9 +340,17 @@ class RNN:
         return Y, ModelCache(caches, inp, h_n, c_n)
 
     def backward(
-        self, dY: np.ndarray, cache: ModelCache, truncate: int | None = None
+        self,
+        dY: np.ndarray,
+        cache: ModelCache,
+        truncate: int | None = None,
+        dstate: Any = None,
     ) -> dict[str, np.ndarray]:
         """Gradients of the loss given ``dY = dL/dY`` (the shape of forward's Y).
+
+        ``dstate``, optional, is the gradient of the loss w.r.t. the final state ``cache.state``
+        (same form: (L, B, H), or a pair for the LSTM): what flows back into this sequence from
+        a later one, e.g. the next segment of a truncated-BPTT window.
 
         Returns a dict with a gradient for every name in ``params``, plus ``X`` (T, B, I),
         ``h0`` (L, B, H) and, for the LSTM, ``c0`` (L, B, H). ``truncate`` is passed to
@@ -367,10 +375,15 @@ class RNN:
             dhs = (DY @ p["W_hy"]).reshape(T, B, H)
         else:
             dhs = dY
+        dh_last, dc_last = self._split_dstate(dstate, cache)
         dh0, dc0 = [], []
         backward = BACKWARD[self.cell]
         for k in range(self.num_layers - 1, -1, -1):
-            g = backward(dhs, cache.layers[k], truncate, check_finite=False)  # type: ignore[operator]
+            if dh_last is not None:
+                dhs = dhs.copy() if k == self.num_layers - 1 and dhs is dY else dhs
+                dhs[-1] += dh_last[k]
+            extra = {"dc_last": dc_last[k]} if dc_last is not None else {}
+            g = backward(dhs, cache.layers[k], truncate, check_finite=False, **extra)  # type: ignore[operator]
             for name in ("W_xh", "W_hh", "b_h", "b_hh"):
                 if name in g:
                     grads[f"{name}_l{k}"] = g[name]
@@ -380,8 +393,27 @@ class RNN:
             dhs = g["X"]
         grads["X"] = dhs
         grads["h0"] = np.stack(dh0[::-1])
-        extra = ["X", "h0"]
+        inputs = ["X", "h0"]
         if dc0:
             grads["c0"] = np.stack(dc0[::-1])
-            extra.append("c0")
-        return {k: grads[k] for k in [*p, *extra]}
+            inputs.append("c0")
+        return {k: grads[k] for k in [*p, *inputs]}
+
+    def _split_dstate(self, dstate: Any, cache: ModelCache) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if dstate is None:
+            return None, None
+        where = "RNN.backward"
+        shape = cache.h_n.shape
+        if self.cell == "lstm":
+            if not isinstance(dstate, tuple | list) or len(dstate) != 2:
+                raise TypeError(f"{where}: the LSTM's dstate must be a pair (dh_n, dc_n) of {shape} arrays")
+            parts = list(dstate)
+        else:
+            parts = [dstate]
+        out = []
+        for name, arr in zip(("dh_n", "dc_n"), parts, strict=False):
+            arr = v.float_array(where, name, arr, 3, "(L, B, H)")
+            v.shape_is(where, name, arr, shape, "(L, B, H), the shape of cache.h_n")
+            v.same_dtype(where, {name: arr, "model": cache.top})
+            out.append(arr)
+        return out[0], (out[1] if len(out) > 1 else None)

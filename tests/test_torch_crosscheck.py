@@ -3,6 +3,7 @@
 Skipped cleanly when torch is not installed (it is an optional extra: pip install '.[torch]').
 """
 
+import numpy as np
 import pytest
 
 import minirnn as mr
@@ -125,3 +126,66 @@ def test_models_equal_torch_at_blas_sized_shapes(rng, cell):
     assert relative_error(g["W_hh_l0"], net.weight_hh_l0.grad.numpy()) < TOL
     assert relative_error(g["W_xh_l0"], net.weight_ih_l0.grad.numpy()) < TOL
     assert relative_error(g["X"], Xt.grad.numpy()) < TOL
+
+
+def torch_head(model: mr.RNN):
+    head = torch.nn.Linear(model.hidden_size, model.output_size, dtype=torch.float64)
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(model.params["W_hy"]))
+        head.bias.copy_(torch.from_numpy(model.params["b_y"]))
+    return head
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("k", [1, 4, 5])
+def test_chunked_tbptt_equals_torch_detach(rng, cell, k):
+    """PyTorch users' truncated BPTT: run a chunk, backward its loss, detach the state."""
+    T, B, I, H, P = 17, 3, 2, 5, 2
+    model = mr.RNN(I, H, P, num_layers=2, cell=cell, seed=2)
+    X, Y = rng.standard_normal((T, B, I)), rng.standard_normal((T, B, P))
+    ours = mr.TBPTT(model, k)
+    ours.feed(X, Y)
+    g = ours.gradients()
+
+    net, head = torch_net(model), torch_head(model)
+    state = None
+    for s in range(0, T, k):
+        Xc, Yc = torch.from_numpy(X[s : s + k]), torch.from_numpy(Y[s : s + k])
+        out, state = net(Xc, state)
+        loss = ((head(out) - Yc) ** 2).mean() * (len(Xc) / T)
+        loss.backward()
+        state = tuple(x.detach() for x in state) if cell == "lstm" else state.detach()
+    for layer in range(2):
+        assert relative_error(g[f"W_hh_l{layer}"], getattr(net, f"weight_hh_l{layer}").grad.numpy()) < TOL
+        assert relative_error(g[f"W_xh_l{layer}"], getattr(net, f"weight_ih_l{layer}").grad.numpy()) < TOL
+        assert relative_error(g[f"b_h_l{layer}"], getattr(net, f"bias_ih_l{layer}").grad.numpy()) < TOL
+    assert relative_error(g["W_hy"], head.weight.grad.numpy()) < TOL
+    assert relative_error(g["b_y"], head.bias.grad.numpy()) < TOL
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, float("inf")])
+@pytest.mark.parametrize("max_norm", [0.1, 1.0, 1e6])
+def test_clip_grad_norm_equals_torch(rng, norm_type, max_norm):
+    arrays = [rng.standard_normal(s) for s in [(4, 3), (4, 4), (4,)]]
+    ours = {f"p{i}": a.copy() for i, a in enumerate(arrays)}
+    tensors = [torch.nn.Parameter(torch.zeros(a.shape, dtype=torch.float64)) for a in arrays]
+    for t, a in zip(tensors, arrays, strict=True):
+        t.grad = torch.from_numpy(a.copy())
+    total_t = torch.nn.utils.clip_grad_norm_(tensors, max_norm, norm_type=norm_type)
+    total = mr.clip_grad_norm(ours, max_norm, norm_type=norm_type)
+    assert total == pytest.approx(float(total_t), rel=1e-13)
+    for i, t in enumerate(tensors):
+        assert relative_error(ours[f"p{i}"], t.grad.numpy()) < 1e-13
+
+
+@pytest.mark.parametrize("clip_value", [0.05, 0.5, 5.0])
+def test_clip_grad_value_equals_torch(rng, clip_value):
+    arrays = [rng.standard_normal(s) for s in [(5, 3), (7,)]]
+    ours = [a.copy() for a in arrays]
+    tensors = [torch.nn.Parameter(torch.zeros(a.shape, dtype=torch.float64)) for a in arrays]
+    for t, a in zip(tensors, arrays, strict=True):
+        t.grad = torch.from_numpy(a.copy())
+    torch.nn.utils.clip_grad_value_(tensors, clip_value)
+    mr.clip_grad_value(ours, clip_value)
+    for a, t in zip(ours, tensors, strict=True):
+        np.testing.assert_array_equal(a, t.grad.numpy())

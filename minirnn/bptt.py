@@ -1,0 +1,410 @@
+"""Full and truncated BPTT drivers, streaming state, measured gradient accuracy, and RTRL.
+
+Truncated BPTT(k1, k2) (Williams & Peng 1990; Sutskever 2013, sec. 2.8.6): the sequence runs
+forward k1 steps at a time; after each block the gradient of that block's losses is carried
+back k2 >= k1 steps, and the state then goes on with no gradient path behind it. k1 = k2 = k is
+the common chunked form (PyTorch's ``h.detach()`` every k steps, Keras' stateful RNNs).
+
+The driver keeps only the window it will backpropagate through: the inputs of the last
+k2 - k1 steps and the state before them, so memory is O(k2 B H) however long the stream.
+For k2 > k1 the window's first k2 - k1 steps are recomputed forward from that state (the
+price of not storing their activations; a factor k2 / k1 on forward work).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from . import _validate as v
+from . import clip as clipping
+from . import losses
+from .model import RNN, ModelCache
+
+State = Any  # (L, B, H) array, or a pair of them for the LSTM; None means zeros
+
+
+def _zero_rows(state: State, rows: np.ndarray | None) -> State:
+    """A copy of ``state`` with the given batch rows (all rows when None) set to zero."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(_zero_rows(s, rows) for s in state)
+    out = state.copy()
+    if rows is None:
+        out[...] = 0
+    else:
+        out[:, rows, :] = 0
+    return out
+
+
+def _state_at(cache: ModelCache, t: int) -> State:
+    """The state after local step t of a forward (the form ``RNN.forward`` takes as h0)."""
+    h = np.stack([c.hs[t] for c in cache.layers])
+    if cache.c_n is None:
+        return h
+    return h, np.stack([c.cs[t] for c in cache.layers])  # type: ignore[union-attr]
+
+
+def _param_grads(model: RNN, g: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: g[k] for k in model.params}
+
+
+class TBPTT:
+    """Truncated BPTT(k1, k2) over a stream of (X, Y) chunks, carrying the state between them.
+
+    Parameters
+    ----------
+    model : RNN
+    k1 : int
+        Steps run forward between two backward passes (the block length).
+    k2 : int, optional
+        Steps each backward pass reaches into the past; k2 >= k1, default k1.
+    loss : {"mse", "cross_entropy"}
+        Applied to each block's outputs against its targets (a mean over the block).
+    update : callable, optional
+        Training mode: called as ``update(grads)`` after every block with that block's parameter
+        gradients (after clipping), e.g. an optimizer step. Without it the driver accumulates:
+        :meth:`gradients` returns the gradient of the mean loss over every step fed so far.
+    clip : float, optional
+        Clip each block's gradient to this global norm (:func:`minirnn.clip_grad_norm`).
+
+    Each processed block is reported as a dict: ``steps``, ``loss``, ``grad_norm`` (before
+    clipping) and ``clipped_norm`` (after).
+    """
+
+    def __init__(
+        self,
+        model: RNN,
+        k1: int,
+        k2: int | None = None,
+        loss: str = "mse",
+        *,
+        update: Callable[[dict[str, np.ndarray]], None] | None = None,
+        clip: float | None = None,
+    ) -> None:
+        where = "TBPTT"
+        if not isinstance(model, RNN):
+            raise TypeError(f"{where}: model must be a minirnn.RNN, got {type(model).__name__}")
+        self.model = model
+        self.k1 = v.positive_int(where, "k1", k1)
+        self.k2 = self.k1 if k2 is None else v.positive_int(where, "k2", k2)
+        if self.k2 < self.k1:
+            raise ValueError(
+                f"{where}: k2 must be >= k1 (the backward pass covers the block), got k1={k1}, k2={k2}"
+            )
+        self.loss_fn = losses.get(loss)
+        self.update = update
+        if clip is not None:
+            clipping._positive_number(where, "clip", clip)
+        self.clip = clip
+        self._state: State = None
+        self._hist_X: np.ndarray | None = None  # inputs of the last <= k2 - k1 steps
+        self._hist_state: State = None  # the state before _hist_X[0]
+        self._resets: list[tuple[int, np.ndarray | None]] = []  # (offset into history, rows)
+        self._shape: tuple[int, int] | None = None  # (B, I) of the stream
+        self.zero_grad()
+
+    # ------------------------------------------------------------------ state
+    @property
+    def state(self) -> State:
+        """The state after the last step fed (None before any data or after a full reset)."""
+        return self._state
+
+    def reset(self, rows: Iterable[int] | None = None) -> None:
+        """Start new sequences: in every batch row (``rows=None``) or only in the rows given.
+
+        Rows that are reset start from a zero state and their gradient does not reach back
+        across the reset, while the other rows go on.
+        """
+        if rows is None:
+            self._state, self._hist_X, self._hist_state, self._resets = None, None, None, []
+            return
+        idx = np.unique(np.asarray(list(rows), dtype=np.int64))
+        B = self._shape[0] if self._shape else None
+        if B is not None and idx.size and (idx.min() < 0 or idx.max() >= B):
+            raise ValueError(f"TBPTT.reset: rows {idx.tolist()} out of range for batch size {B}")
+        if self._state is None or idx.size == 0:
+            return
+        self._state = _zero_rows(self._state, idx)
+        if self._hist_X is not None:
+            self._resets.append((len(self._hist_X), idx))
+
+    # ------------------------------------------------------------------ gradients
+    def zero_grad(self) -> None:
+        """Forget the accumulated gradient (accumulate mode)."""
+        self._acc: dict[str, np.ndarray] = {k: np.zeros_like(p) for k, p in self.model.params.items()}
+        self._acc_steps = 0
+        self._acc_loss = 0.0
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        """Accumulated gradient of the mean loss over all steps fed since :meth:`zero_grad`."""
+        if self._acc_steps == 0:
+            raise ValueError("TBPTT.gradients: no steps have been fed yet")
+        return {k: g / self._acc_steps for k, g in self._acc.items()}
+
+    @property
+    def mean_loss(self) -> float:
+        """Mean loss over all steps fed since :meth:`zero_grad`."""
+        return self._acc_loss / self._acc_steps if self._acc_steps else float("nan")
+
+    # ------------------------------------------------------------------ driving
+    def run(self, chunks: Iterable[tuple[np.ndarray, np.ndarray]]) -> list[dict[str, float]]:
+        """Feed every (X, Y) chunk of an iterable (a generator can stream from disk)."""
+        reports: list[dict[str, float]] = []
+        for X, Y in chunks:
+            reports.extend(self.feed(X, Y))
+        return reports
+
+    def feed(self, X: np.ndarray, Y: np.ndarray) -> list[dict[str, float]]:
+        """Process one chunk ``X (T, B, I)`` with targets ``Y`` (T, B, P) or class indices (T, B),
+        in blocks of k1 steps.
+
+        If T is not a multiple of k1 the last block is shorter (n < k1 steps); it gets the same
+        k2 - k1 steps of history before it as a full block, so its window is k2 - k1 + n steps
+        (with k1 = k2 that is exactly chunk-and-detach at every block start).
+        """
+        where = "TBPTT.feed"
+        X = v.float_array(where, "X", X, 3, "(T, B, I)")
+        Y = np.asarray(Y)
+        T, B, I = X.shape
+        if self._shape is None:
+            self._shape = (B, I)
+        elif self._shape != (B, I):
+            raise ValueError(
+                f"{where}: chunk has batch {B} and {I} features (shape {X.shape}); expected batch "
+                f"{self._shape[0]} and {self._shape[1]} features, as in the stream's earlier chunks"
+            )
+        if Y.ndim < 2 or Y.shape[:2] != (T, B):
+            raise ValueError(
+                f"{where}: Y has shape {Y.shape}; expected targets for every step, ({T}, {B}, ...)"
+            )
+        return [self._block(X[s : s + self.k1], Y[s : s + self.k1]) for s in range(0, T, self.k1)]
+
+    def _block(self, Xb: np.ndarray, Yb: np.ndarray) -> dict[str, float]:
+        model = self.model
+        n_b = len(Xb)
+        if self._hist_X is not None:
+            win_X = np.concatenate([self._hist_X, Xb])
+            start = self._hist_state
+        else:
+            win_X, start = Xb, self._state
+        cuts = sorted({off for off, _ in self._resets})
+        bounds = [0, *[c for c in cuts if 0 < c < len(win_X)], len(win_X)]
+        rows_at = {
+            c: (
+                None
+                if any(r is None for o, r in self._resets if o == c)
+                else np.unique(np.concatenate([r for o, r in self._resets if o == c]))
+            )
+            for c in cuts
+        }
+
+        # forward, segment by segment (a segment ends where a row was reset)
+        state, caches, outs = start, [], []
+        for i in range(len(bounds) - 1):
+            if i > 0:
+                state = _zero_rows(state, rows_at[bounds[i]])
+            Y_seg, cache = model.forward(win_X[bounds[i] : bounds[i + 1]], state)
+            caches.append(cache)
+            outs.append(Y_seg)
+            state = cache.state
+        value, dY_block = self.loss_fn(outs[-1][-n_b:], Yb)
+
+        # backward through the window, passing the state gradient from segment to segment
+        grads = {k: np.zeros_like(p) for k, p in model.params.items()}
+        dstate = None
+        for i in range(len(caches) - 1, -1, -1):
+            dY = np.zeros_like(outs[i])
+            if i == len(caches) - 1:
+                dY[-n_b:] = dY_block
+            g = model.backward(dY, caches[i], dstate=dstate)
+            for k in grads:
+                grads[k] += g[k]
+            if i > 0:  # into the previous segment, except through the rows reset between them
+                rows = rows_at[bounds[i]]
+                d = (g["h0"], g["c0"]) if "c0" in g else g["h0"]
+                dstate = None if rows is None else _zero_rows(d, rows)
+
+        self._state = state
+        self._keep_history(win_X, caches, bounds, rows_at, start)
+
+        report = {"steps": float(n_b), "loss": value}
+        norm = clipping.global_norm(grads)
+        report["grad_norm"] = norm
+        if self.clip is not None:
+            clipping.clip_grad_norm(grads, self.clip)
+            report["clipped_norm"] = clipping.global_norm(grads)
+        else:
+            report["clipped_norm"] = norm
+        if self.update is not None:
+            self.update(grads)
+        else:
+            for k in grads:
+                self._acc[k] += n_b * grads[k]
+            self._acc_steps += n_b
+            self._acc_loss += n_b * value
+        return report
+
+    def _keep_history(
+        self,
+        win_X: np.ndarray,
+        caches: list[ModelCache],
+        bounds: list[int],
+        rows_at: dict[int, np.ndarray | None],
+        start: State,
+    ) -> None:
+        """Keep the last k2 - k1 steps of the window and the state before them."""
+        keep = min(self.k2 - self.k1, len(win_X))
+        if keep == 0:
+            self._hist_X, self._hist_state, self._resets = None, None, []
+            return
+        j = len(win_X) - keep  # the new history starts before window step j
+        if j == 0:
+            hist_state = start
+        else:
+            seg = max(i for i in range(len(bounds) - 1) if bounds[i] < j)
+            hist_state = _state_at(caches[seg], j - 1 - bounds[seg])
+        if j in rows_at:
+            hist_state = _zero_rows(hist_state, rows_at[j])
+        self._hist_X = win_X[j:].copy()
+        self._hist_state = hist_state
+        self._resets = [(off - j, r) for off, r in self._resets if off > j]
+
+
+def tbptt_gradients(
+    model: RNN, X: np.ndarray, Y: np.ndarray, k1: int, k2: int | None = None, loss: str = "mse"
+) -> tuple[float, dict[str, np.ndarray]]:
+    """(mean loss, accumulated TBPTT(k1, k2) gradient) over one sequence, from a zero state."""
+    driver = TBPTT(model, k1, k2, loss)
+    driver.feed(X, Y)
+    return driver.mean_loss, driver.gradients()
+
+
+def full_gradients(
+    model: RNN, X: np.ndarray, Y: np.ndarray, loss: str = "mse"
+) -> tuple[float, dict[str, np.ndarray]]:
+    """(mean loss, full-BPTT gradient) over one sequence, from a zero state."""
+    out, cache = model.forward(X)
+    value, dY = losses.get(loss)(out, Y)
+    return value, _param_grads(model, model.backward(dY, cache))
+
+
+def _compare(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    cos = float(np.dot(a.ravel(), b.ravel()) / (na * nb)) if na > 0 and nb > 0 else float(na == nb)
+    rel = float(np.linalg.norm(a - b) / nb) if nb > 0 else float(na)
+    return {"cosine": cos, "rel_error": rel, "norm_truncated": na, "norm_full": nb}
+
+
+def gradient_accuracy(
+    model: RNN, X: np.ndarray, Y: np.ndarray, k1: int, k2: int | None = None, loss: str = "mse"
+) -> dict[str, Any]:
+    """How close truncated BPTT(k1, k2) comes to the full gradient, measured.
+
+    Both are gradients of the same objective (the mean loss over all T steps from a zero
+    state); the truncated one is accumulated over the blocks. Returns per-parameter and overall
+    ``cosine`` similarity and ``rel_error`` = ||g_trunc - g_full|| / ||g_full||, with the norms.
+    This is how the source document's "gradient accuracy 85% at k = 10" is put to a number.
+    """
+    _, g_t = tbptt_gradients(model, X, Y, k1, k2, loss)
+    _, g_f = full_gradients(model, X, Y, loss)
+    per = {k: _compare(g_t[k], g_f[k]) for k in g_f}
+    flat_t = np.concatenate([g_t[k].ravel() for k in g_f])
+    flat_f = np.concatenate([g_f[k].ravel() for k in g_f])
+    return {"per_param": per, "overall": _compare(flat_t, flat_f), "k1": k1, "k2": k2 or k1}
+
+
+# ---------------------------------------------------------------------------------------------
+# real-time recurrent learning
+# ---------------------------------------------------------------------------------------------
+
+
+def rtrl_steps(
+    model: RNN, X: np.ndarray, Y: np.ndarray, loss: str = "mse"
+) -> Iterator[tuple[int, float, dict[str, np.ndarray]]]:
+    """Real-time recurrent learning (Williams & Zipser 1989) for a one-layer vanilla RNN.
+
+    Carries the sensitivities P_t = dh_t/dtheta forward instead of storing the history::
+
+        a_t = x_t W_xh^T + h_{t-1} W_hh^T + b_h,   h_t = f(a_t),   D_t = diag f'(a_t)
+        P_t = D_t (E_t + W_hh P_{t-1}),    E_t = da_t/dtheta holding h_{t-1} fixed
+        dL/dtheta = sum_t dL_t/dh_t P_t
+
+    so after every step t the exact gradient of the losses up to t is known (yielded as
+    ``(t, loss so far, gradient so far)``), with no stored history. The loss is the mean over
+    all T steps, as in :func:`full_gradients`, so after the last step the gradient equals
+    full BPTT's.
+
+    Cost: P_t has B * H * n entries for n = H(I + H + 1) parameters, and each step multiplies
+    it by W_hh: O(B H^2 n) = O(B H^4) time per step and O(B H^3) memory. Meant for H <= 32 and
+    for study, not for training.
+    """
+    where = "rtrl"
+    if model.cell != "rnn" or model.num_layers != 1:
+        raise ValueError(f"{where}: RTRL is implemented for a one-layer vanilla RNN, got {model!r}")
+    from .cells import activate, activation_derivative
+
+    X = v.float_array(where, "X", X, 3, "(T, B, I)")
+    T, B, I = X.shape
+    H = model.hidden_size
+    p = model.params
+    W_xh, W_hh, b = p["W_xh_l0"], p["W_hh_l0"], p.get("b_h_l0")
+    names = ["W_xh_l0", "W_hh_l0", *(["b_h_l0"] if b is not None else [])]
+    sizes = [H * I, H * H, *([H] if b is not None else [])]
+    offsets = np.cumsum([0, *sizes])
+    n = int(offsets[-1])
+    P = np.zeros((B, H, n), dtype=X.dtype)
+    h = np.zeros((B, H), dtype=X.dtype)
+    loss_fn = losses.get(loss)
+    grad = np.zeros(n, dtype=X.dtype)
+    out_grads = {k: np.zeros_like(p[k]) for k in ("W_hy", "b_y") if k in p}
+    rows = np.arange(H)
+    total = 0.0
+    for t in range(T):
+        a = X[t] @ W_xh.T + h @ W_hh.T
+        if b is not None:
+            a += b
+        h_new = activate(a, model.activation)
+        # E_t: da_t[i]/dW_xh[i, j] = x_t[j], da_t[i]/dW_hh[i, j] = h_{t-1}[j], da_t[i]/db[i] = 1
+        E = np.einsum("ij,bjn->bin", W_hh, P)
+        Ew = E[:, :, offsets[0] : offsets[1]].reshape(B, H, H, I)
+        Ew[:, rows, rows, :] += X[t][:, None, :]
+        Eh = E[:, :, offsets[1] : offsets[2]].reshape(B, H, H, H)
+        Eh[:, rows, rows, :] += h[:, None, :]
+        if b is not None:
+            E[:, rows, offsets[2] + rows] += 1
+        P = activation_derivative(h_new, model.activation)[:, :, None] * E
+        h = h_new
+        # this step's loss, normalised as the mean over all T steps
+        if "W_hy" in p:
+            y = h @ p["W_hy"].T + (p["b_y"] if "b_y" in p else 0)
+        else:
+            y = h
+        value, dy = loss_fn(y[None], Y[t][None])
+        total += value / T
+        dy = dy[0] / T
+        if "W_hy" in p:
+            out_grads["W_hy"] += dy.T @ h
+            if "b_y" in p:
+                out_grads["b_y"] += dy.sum(axis=0)
+            dh = dy @ p["W_hy"]
+        else:
+            dh = dy
+        grad += np.einsum("bh,bhn->n", dh, P)
+        result = {
+            name: grad[offsets[i] : offsets[i + 1]].reshape(p[name].shape).copy()
+            for i, name in enumerate(names)
+        }
+        result.update({k: g.copy() for k, g in out_grads.items()})
+        yield t, total, result
+
+
+def rtrl(model: RNN, X: np.ndarray, Y: np.ndarray, loss: str = "mse") -> dict[str, np.ndarray]:
+    """The gradient RTRL has after the last step (equal to full BPTT's); see :func:`rtrl_steps`."""
+    last: dict[str, np.ndarray] = {}
+    for _, _, grads in rtrl_steps(model, X, Y, loss):
+        last = grads
+    return last
