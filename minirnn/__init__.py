@@ -4,8 +4,8 @@ The public contract (see README "Architecture"): the functional core ``rnn_forwa
 ``rnn_backward``; the ``RNN`` model with ``summary()``; ``count_params``; ``gradcheck``.
 """
 
-from . import bptt
-from .bptt import TBPTT, gradient_accuracy, rtrl
+from . import analysis, bptt
+from .bptt import TBPTT, BPTTStep, bptt_steps, gradient_accuracy, rtrl
 from .clip import clip_grad_norm, clip_grad_value
 from .functional import (
     GRUCache,
@@ -24,11 +24,14 @@ from .model import RNN, count_params
 __all__ = [
     "RNN",
     "TBPTT",
+    "BPTTStep",
     "GRUCache",
     "GradcheckReport",
     "LSTMCache",
     "RNNCache",
+    "analysis",
     "bptt",
+    "bptt_steps",
     "clip_grad_norm",
     "clip_grad_value",
     "count_params",

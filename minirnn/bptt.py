@@ -14,12 +14,14 @@ price of not storing their activations; a factor k2 / k1 on forward work).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from . import _validate as v
 from . import clip as clipping
+from . import functional as mr_functional
 from . import losses
 from .model import RNN, ModelCache
 
@@ -408,3 +410,133 @@ def rtrl(model: RNN, X: np.ndarray, Y: np.ndarray, loss: str = "mse") -> dict[st
     for _, _, grads in rtrl_steps(model, X, Y, loss):
         last = grads
     return last
+
+
+# ---------------------------------------------------------------------------------------------
+# stepping through BPTT
+# ---------------------------------------------------------------------------------------------
+
+
+def _norm(a: np.ndarray | None) -> float:
+    return float(np.linalg.norm(a)) if a is not None else float("nan")
+
+
+@dataclass
+class BPTTStep:
+    """One step of the backward pass, at time t (1-based: h_t is ``hs[t - 1]``).
+
+    dh = dh_direct + dh_recurrent is dL/dh_t: the direct part from this step's loss and the
+    part carried back from step t + 1. ``da`` is dL/da_t (pre-activations; for gated cells the
+    stacked gate pre-activations), ``fprime`` the vanilla cell's f'(a_t) (None for gated
+    cells), ``dc`` the LSTM's dL/dc_t. ``contributions`` is what this step adds to every weight
+    gradient, ``running`` the sum over steps T..t so far.
+    """
+
+    t: int
+    dh_direct: np.ndarray
+    dh_recurrent: np.ndarray
+    dh: np.ndarray
+    da: np.ndarray
+    fprime: np.ndarray | None
+    dc: np.ndarray | None
+    contributions: dict[str, np.ndarray] = field(repr=False)
+    running: dict[str, np.ndarray] = field(repr=False)
+
+    def __repr__(self) -> str:
+        fp = "" if self.fprime is None else f"  mean f'={float(np.mean(self.fprime)):.3f}"
+        W = "W_hh_l0"
+        return (
+            f"t={self.t:>4}  |dL/dh|={_norm(self.dh):.3e} (direct {_norm(self.dh_direct):.2e}, "
+            f"recurrent {_norm(self.dh_recurrent):.2e})  |dL/da|={_norm(self.da):.3e}{fp}  "
+            f"|step dW_hh|={_norm(self.contributions[W]):.2e}  |dW_hh so far|={_norm(self.running[W]):.3e}"
+        )
+
+
+def bptt_steps(
+    model: RNN, X: np.ndarray, Y: np.ndarray, loss: str = "mse", h0: Any = None
+) -> Iterator[BPTTStep]:
+    """Walk the backward pass of a one-layer model from t = T down to 1, one record per step.
+
+    The same maths as ``model.backward`` (cells.py's step pairs), exposed step by step: the
+    records' ``contributions`` summed over all steps equal the model's gradients (and the
+    last record's ``running`` holds that sum).
+
+    Examples
+    --------
+    >>> import numpy as np, minirnn as mr
+    >>> model = mr.RNN(2, 3, 1, seed=0)
+    >>> X, Y = np.ones((4, 1, 2)), np.zeros((4, 1, 1))
+    >>> [s.t for s in mr.bptt_steps(model, X, Y)]
+    [4, 3, 2, 1]
+    """
+    from . import cells
+
+    if model.num_layers != 1:
+        raise ValueError(f"bptt_steps: steps through one recurrent layer; the model has {model.num_layers}")
+    out, mcache = model.forward(X, h0)
+    _, dY = losses.get(loss)(out, Y)
+    p = model.params
+    cache = mcache.layers[0]
+    T, B, H = cache.hs.shape
+    if "W_hy" in p:
+        direct = (dY.reshape(T * B, -1) @ p["W_hy"]).reshape(T, B, H)
+    else:
+        direct = dY
+    running = {k: np.zeros_like(v) for k, v in p.items()}
+    carry_h = np.zeros((B, H), dtype=cache.hs.dtype)
+    carry_c = np.zeros((B, H), dtype=cache.hs.dtype)
+    W_xh, W_hh = cache.W_xh, cache.W_hh
+    for t in range(T - 1, -1, -1):
+        dh = direct[t] + carry_h
+        h_prev = cache.h0 if t == 0 else cache.hs[t - 1]
+        fprime = dc = None
+        if isinstance(cache, mr_functional.RNNCache):
+            step = cells.RNNStepCache(
+                cache.X[t], h_prev, cache.hs[t], W_xh, W_hh, cache.b_h is not None, cache.activation
+            )
+            new_h, g = cells.rnn_step_backward(dh, step)
+            fprime = cells.activation_derivative(cache.hs[t], cache.activation)
+        elif isinstance(cache, mr_functional.LSTMCache):
+            c_prev = cache.c0 if t == 0 else cache.cs[t - 1]
+            lstep = cells.LSTMStepCache(
+                cache.X[t],
+                h_prev,
+                c_prev,
+                cache.gates[t],
+                cache.cs[t],
+                cache.tanh_cs[t],
+                W_xh,
+                W_hh,
+                cache.b_h is not None,
+            )
+            dc = carry_c + dh * cache.gates[t, :, 3 * H :] * (1 - cache.tanh_cs[t] ** 2)
+            new_h, carry_c, g = cells.lstm_step_backward(dh, carry_c, lstep)
+        else:
+            gstep = cells.GRUStepCache(
+                cache.X[t], h_prev, cache.gates[t], cache.hn[t], W_xh, W_hh, cache.b_h is not None
+            )
+            new_h, g = cells.gru_step_backward(dh, gstep)
+        contrib = {"W_xh_l0": g["W_xh"], "W_hh_l0": g["W_hh"]}
+        if "b_h" in g:
+            contrib["b_h_l0"] = g["b_h"]
+        if "b_hh" in g:
+            contrib["b_hh_l0"] = g["b_hh"]
+        if "W_hy" in p:
+            contrib["W_hy"] = dY[t].T @ cache.hs[t]
+            if "b_y" in p:
+                contrib["b_y"] = dY[t].sum(axis=0)
+        running = {
+            k: r + contrib[k] if k in contrib else r for k, r in running.items()
+        }  # a new dict per record
+        yield BPTTStep(
+            t=t + 1,
+            dh_direct=direct[t],
+            dh_recurrent=carry_h,
+            dh=dh,
+            da=g["a"],
+            fprime=fprime,
+            dc=dc,
+            contributions=contrib,
+            running=running,
+        )
+        carry_h = new_h

@@ -1,4 +1,4 @@
-"""The ``minirnn`` command: summary, gradcheck, experiments.
+"""The ``minirnn`` command: summary, gradcheck, trace, step, experiments.
 
 Every subcommand has ``--help``; those whose output is data take ``--json``.
 """
@@ -113,6 +113,116 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _study_model(args: argparse.Namespace):
+    from .model import RNN
+
+    return RNN(
+        args.input,
+        args.hidden,
+        args.output,
+        cell=args.cell,
+        activation=args.activation,
+        init=args.init,
+        radius=args.radius,
+        seed=args.seed,
+    )
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from . import analysis, plots
+
+    model = _study_model(args)
+    X = np.random.default_rng(args.seed).standard_normal((args.seq_len, args.batch, args.input))
+    r = analysis.trace(model, X, args.max_lag, args.seed)
+    out = Path(args.out)
+    label = f"{args.cell}" + (f" ({args.activation})" if args.cell == "rnn" else "")
+    title = f"{label}, H = {args.hidden}, radius {args.radius}"
+    prod = r["products"]
+    files = [
+        plots.gradient_flow_heatmap(
+            r["trace"]["heatmap"], out / "trace_heatmap.png", f"Gradient flow: {title}"
+        ),
+        plots.norms_by_lag_plot(
+            prod["lag"],
+            prod,
+            out / "trace_norms.png",
+            f"Jacobian-product norms: {title}",
+            bound=r.get("bound"),
+        ),
+        plots.singular_value_spectra(
+            prod["singular_values"],
+            sorted({1, max(1, len(prod["lag"]) // 4), max(1, len(prod["lag"]) // 2), len(prod["lag"])}),
+            out / "trace_spectra.png",
+            f"Singular values of dh_t/dh_(t-k): {title}",
+        ),
+    ]
+    summary = {
+        "config": {
+            k: getattr(args, k)
+            for k in ("cell", "activation", "hidden", "input", "seq_len", "batch", "radius", "init", "seed")
+        },
+        "lyapunov_exponent": r["lyapunov"],
+        "norm_by_lag": {"lag": prod["lag"], "mean": prod["mean"], "min": prod["min"], "max": prod["max"]},
+        "gradient_trace_mean": r["trace"]["mean"],
+        "pascanu": r.get("pascanu"),
+        "bound": r.get("bound"),
+        "files": [str(f) for f in files],
+    }
+    (out / "trace.json").write_text(json.dumps(_jsonable(summary), indent=2) + "\n")
+    if args.json:
+        print(json.dumps(_jsonable(summary), indent=2))
+    else:
+        k = len(prod["lag"])
+        print(
+            f"largest Lyapunov exponent {r['lyapunov']:+.4f} per step "
+            f"(growth factor {np.exp(r['lyapunov']):.4f})"
+        )
+        print(f"||dh_T/dh_(T-k)||: k=1 {prod['mean'][0]:.3e}   k={k} {prod['mean'][-1]:.3e}")
+        if "pascanu" in r:
+            p = r["pascanu"]
+            verdict = (
+                "vanishing guaranteed (sigma_max < 1/gamma)"
+                if p["vanishing_guaranteed"]
+                else "exploding possible (sigma_max > 1/gamma)"
+            )
+            print(
+                f"sigma_max {p['sigma_max']:.4f}, gamma {p['gamma']}, "
+                f"bound factor {p['bound_factor']:.4f}: {verdict}"
+            )
+        print("wrote " + ", ".join(str(f) for f in [*files, out / "trace.json"]))
+    return 0
+
+
+def cmd_step(args: argparse.Namespace) -> int:
+    from .bptt import bptt_steps
+
+    model = _study_model(args)
+    rng = np.random.default_rng(args.seed)
+    X = rng.standard_normal((args.seq_len, args.batch, args.input))
+    Y = rng.standard_normal((args.seq_len, args.batch, args.output or args.hidden))
+    pause = sys.stdin.isatty() and sys.stdout.isatty() and not args.no_pause
+    print(f"backward pass of {model!r}, loss mse on every step; one line per step from t = T")
+    for step in bptt_steps(model, X, Y):
+        print(step, flush=True)
+        if pause and step.t > 1 and input("[Enter] next step, q quit: ").strip().lower() == "q":
+            break
+    return 0
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, float) and not np.isfinite(x):
+        return str(x)
+    return x
+
+
 def experiments_dir() -> Path:
     """The experiments/ folder of this checkout (or $MINIRNN_EXPERIMENTS)."""
     env = os.environ.get("MINIRNN_EXPERIMENTS")
@@ -193,6 +303,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tol", type=float, default=1e-7, help="relative error tolerance (default 1e-7)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_gradcheck)
+
+    for name, func, helptext in [
+        ("trace", cmd_trace, "gradient-flow pictures and numbers for a random model"),
+        ("step", cmd_step, "print the backward pass one time step per line"),
+    ]:
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--cell", default="rnn", choices=["rnn", "lstm", "gru"])
+        p.add_argument("--hidden", type=_positive, default=64 if name == "trace" else 8, metavar="H")
+        p.add_argument("--input", type=_positive, default=4, metavar="I")
+        p.add_argument("--output", type=_positive, default=None if name == "trace" else 1, metavar="P")
+        p.add_argument("--seq-len", type=_positive, default=200 if name == "trace" else 10, metavar="T")
+        p.add_argument("--batch", type=_positive, default=4 if name == "trace" else 1, metavar="B")
+        p.add_argument("--activation", default="tanh", choices=["tanh", "relu", "sigmoid", "linear"])
+        p.add_argument("--init", default="normal", help="initializer (default normal: W_hh ~ N(0, 1/H))")
+        p.add_argument("--radius", type=float, default=1.0, help="spectral radius of W_hh (default 1.0)")
+        p.add_argument("--seed", type=int, default=0)
+        if name == "trace":
+            p.add_argument("--max-lag", type=_positive, default=None, metavar="K")
+            p.add_argument("--out", default="trace", help="output folder (default ./trace)")
+            p.add_argument("--json", action="store_true")
+        else:
+            p.add_argument("--no-pause", action="store_true", help="do not wait for Enter between steps")
+        p.set_defaults(func=func)
 
     p = sub.add_parser("experiments", help="run the experiments (all, or those named) and write the report")
     p.add_argument("names", nargs="*", metavar="NAME")

@@ -81,3 +81,23 @@ def test_module_entry_point_runs():
         check=False,
     )
     assert proc.returncode == 0 and proc.stdout.split("\n")[-3].split()[-1] == "8"
+
+
+def test_trace_writes_pictures_and_json(tmp_path, capsys):
+    out = tmp_path / "tr"
+    argv = ["trace", "--hidden", "8", "--seq-len", "30", "--radius", "1.2", "--out", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "Lyapunov" in text and "sigma_max" in text
+    for name in ("trace_heatmap.png", "trace_norms.png", "trace_spectra.png"):
+        assert (out / name).stat().st_size > 1000
+    data = json.loads((out / "trace.json").read_text())
+    assert data["config"]["radius"] == 1.2 and len(data["norm_by_lag"]["mean"]) == 29
+    assert main([*argv[:-2], "--cell", "gru", "--out", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["pascanu"] is None
+
+
+def test_step_prints_one_line_per_step(capsys):
+    assert main(["step", "--seq-len", "5", "--no-pause"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("t=")]
+    assert [int(ln.split()[0][2:] or ln.split()[1]) for ln in lines] == [5, 4, 3, 2, 1]
