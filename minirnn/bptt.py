@@ -138,13 +138,14 @@ class TBPTT:
     def zero_grad(self) -> None:
         """Forget the accumulated gradient (accumulate mode)."""
         self._acc: dict[str, np.ndarray] = {k: np.zeros_like(p) for k, p in self.model.params.items()}
-        self._acc_steps = 0
+        self._acc_steps = 0.0
         self._acc_loss = 0.0
 
     def gradients(self) -> dict[str, np.ndarray]:
-        """Accumulated gradient of the mean loss over all steps fed since :meth:`zero_grad`."""
+        """Accumulated gradient of the mean loss over all positions fed since :meth:`zero_grad`
+        (each block weighted by the (time, batch) positions its loss counted)."""
         if self._acc_steps == 0:
-            raise ValueError("TBPTT.gradients: no steps have been fed yet")
+            raise ValueError("TBPTT.gradients: no scored steps have been fed yet")
         return {k: g / self._acc_steps for k, g in self._acc.items()}
 
     @property
@@ -153,16 +154,17 @@ class TBPTT:
         return self._acc_loss / self._acc_steps if self._acc_steps else float("nan")
 
     # ------------------------------------------------------------------ driving
-    def run(self, chunks: Iterable[tuple[np.ndarray, np.ndarray]]) -> list[dict[str, float]]:
-        """Feed every (X, Y) chunk of an iterable (a generator can stream from disk)."""
+    def run(self, chunks: Iterable[tuple[np.ndarray, ...]]) -> list[dict[str, float]]:
+        """Feed every (X, Y) or (X, Y, mask) chunk of an iterable (a generator can stream
+        from disk)."""
         reports: list[dict[str, float]] = []
-        for X, Y in chunks:
-            reports.extend(self.feed(X, Y))
+        for chunk in chunks:
+            reports.extend(self.feed(*chunk))
         return reports
 
-    def feed(self, X: np.ndarray, Y: np.ndarray) -> list[dict[str, float]]:
+    def feed(self, X: np.ndarray, Y: np.ndarray, mask: np.ndarray | None = None) -> list[dict[str, float]]:
         """Process one chunk ``X (T, B, I)`` with targets ``Y`` (T, B, P) or class indices (T, B),
-        in blocks of k1 steps.
+        in blocks of k1 steps. ``mask`` (T, B), optional, selects the positions the loss counts.
 
         If T is not a multiple of k1 the last block is shorter (n < k1 steps); it gets the same
         k2 - k1 steps of history before it as a full block, so its window is k2 - k1 + n steps
@@ -183,9 +185,15 @@ class TBPTT:
             raise ValueError(
                 f"{where}: Y has shape {Y.shape}; expected targets for every step, ({T}, {B}, ...)"
             )
-        return [self._block(X[s : s + self.k1], Y[s : s + self.k1]) for s in range(0, T, self.k1)]
+        if mask is not None and np.shape(mask) != (T, B):
+            raise ValueError(f"{where}: mask has shape {np.shape(mask)}; expected (T, B) = {(T, B)}")
+        k1 = self.k1
+        return [
+            self._block(X[s : s + k1], Y[s : s + k1], None if mask is None else np.asarray(mask)[s : s + k1])
+            for s in range(0, T, k1)
+        ]
 
-    def _block(self, Xb: np.ndarray, Yb: np.ndarray) -> dict[str, float]:
+    def _block(self, Xb: np.ndarray, Yb: np.ndarray, mb: np.ndarray | None) -> dict[str, float]:
         model = self.model
         n_b = len(Xb)
         if self._hist_X is not None:
@@ -213,7 +221,8 @@ class TBPTT:
             caches.append(cache)
             outs.append(Y_seg)
             state = cache.state
-        value, dY_block = self.loss_fn(outs[-1][-n_b:], Yb)
+        value, dY_block = self.loss_fn(outs[-1][-n_b:], Yb, mb)
+        weight = float(np.sum(mb)) if mb is not None else float(n_b * Xb.shape[1])
 
         # backward through the window, passing the state gradient from segment to segment
         grads = {k: np.zeros_like(p) for k, p in model.params.items()}
@@ -233,7 +242,7 @@ class TBPTT:
         self._state = state
         self._keep_history(win_X, caches, bounds, rows_at, start)
 
-        report = {"steps": float(n_b), "loss": value}
+        report = {"steps": float(n_b), "weight": weight, "loss": value}
         norm = clipping.global_norm(grads)
         report["grad_norm"] = norm
         if self.clip is not None:
@@ -242,12 +251,13 @@ class TBPTT:
         else:
             report["clipped_norm"] = norm
         if self.update is not None:
-            self.update(grads)
+            if weight > 0:  # a block with no scored position has nothing to learn from
+                self.update(grads)
         else:
             for k in grads:
-                self._acc[k] += n_b * grads[k]
-            self._acc_steps += n_b
-            self._acc_loss += n_b * value
+                self._acc[k] += weight * grads[k]
+            self._acc_steps += weight
+            self._acc_loss += weight * value
         return report
 
     def _keep_history(
@@ -277,20 +287,26 @@ class TBPTT:
 
 
 def tbptt_gradients(
-    model: RNN, X: np.ndarray, Y: np.ndarray, k1: int, k2: int | None = None, loss: str = "mse"
+    model: RNN,
+    X: np.ndarray,
+    Y: np.ndarray,
+    k1: int,
+    k2: int | None = None,
+    loss: str = "mse",
+    mask: np.ndarray | None = None,
 ) -> tuple[float, dict[str, np.ndarray]]:
     """(mean loss, accumulated TBPTT(k1, k2) gradient) over one sequence, from a zero state."""
     driver = TBPTT(model, k1, k2, loss)
-    driver.feed(X, Y)
+    driver.feed(X, Y, mask)
     return driver.mean_loss, driver.gradients()
 
 
 def full_gradients(
-    model: RNN, X: np.ndarray, Y: np.ndarray, loss: str = "mse"
+    model: RNN, X: np.ndarray, Y: np.ndarray, loss: str = "mse", mask: np.ndarray | None = None
 ) -> tuple[float, dict[str, np.ndarray]]:
     """(mean loss, full-BPTT gradient) over one sequence, from a zero state."""
     out, cache = model.forward(X)
-    value, dY = losses.get(loss)(out, Y)
+    value, dY = losses.get(loss)(out, Y, mask)
     return value, _param_grads(model, model.backward(dY, cache))
 
 
@@ -302,7 +318,13 @@ def _compare(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
 
 
 def gradient_accuracy(
-    model: RNN, X: np.ndarray, Y: np.ndarray, k1: int, k2: int | None = None, loss: str = "mse"
+    model: RNN,
+    X: np.ndarray,
+    Y: np.ndarray,
+    k1: int,
+    k2: int | None = None,
+    loss: str = "mse",
+    mask: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """How close truncated BPTT(k1, k2) comes to the full gradient, measured.
 
@@ -311,8 +333,8 @@ def gradient_accuracy(
     ``cosine`` similarity and ``rel_error`` = ||g_trunc - g_full|| / ||g_full||, with the norms.
     This is how the source document's "gradient accuracy 85% at k = 10" is put to a number.
     """
-    _, g_t = tbptt_gradients(model, X, Y, k1, k2, loss)
-    _, g_f = full_gradients(model, X, Y, loss)
+    _, g_t = tbptt_gradients(model, X, Y, k1, k2, loss, mask)
+    _, g_f = full_gradients(model, X, Y, loss, mask)
     per = {k: _compare(g_t[k], g_f[k]) for k in g_f}
     flat_t = np.concatenate([g_t[k].ravel() for k in g_f])
     flat_f = np.concatenate([g_f[k].ravel() for k in g_f])

@@ -1,4 +1,4 @@
-"""The ``minirnn`` command: summary, gradcheck, trace, step, experiments.
+"""The ``minirnn`` command: summary, gradcheck, train, trace, step, experiments.
 
 Every subcommand has ``--help``; those whose output is data take ``--json``.
 """
@@ -223,6 +223,77 @@ def _jsonable(x):
     return x
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from . import optim, plots, tasks
+    from .model import RNN
+    from .train import Curriculum, evaluate, train
+
+    if args.steps <= 0:
+        raise ValueError(f"--steps must be a positive integer, got {args.steps}")
+    if not args.lr > 0:
+        raise ValueError(f"--lr must be a positive number, got {args.lr}")
+    task = tasks.make(args.task, **({"path": args.text} if args.task == "text" and args.text else {}))
+    if args.text and args.task != "text":
+        raise ValueError("--text goes with --task text")
+    model = RNN(
+        task.input_size,
+        args.hidden,
+        task.output_size,
+        num_layers=args.layers,
+        cell=args.cell,
+        activation=args.activation,
+        init=args.init,
+        radius=args.radius,
+        seed=args.seed,
+        forget_bias=1.0 if args.cell == "lstm" else None,
+    )
+    opt = optim.make(args.optimizer, model.params, args.lr)
+    curriculum = Curriculum(args.curriculum, args.seq_len, args.steps // 2) if args.curriculum else None
+    bptt = "full" if args.truncate is None else (args.truncate, args.truncate2 or args.truncate)
+    history = train(
+        model,
+        task,
+        opt,
+        args.steps,
+        batch_size=args.batch,
+        seq_len=args.seq_len,
+        bptt=bptt,
+        clip=args.clip,
+        curriculum=curriculum,
+        seed=args.seed,
+        out=args.out,
+        checkpoint_every=args.checkpoint_every,
+        resume=args.resume,
+    )
+    test = evaluate(model, task, args.seq_len)
+    out = Path(args.out)
+    plots.training_curves(
+        history, out / "training.png", f"{args.task}, {args.cell}, T = {args.seq_len}, {bptt}"
+    )
+    result = {
+        "task": args.task,
+        "test_loss": test,
+        "baseline": history["baseline"],
+        "final_train_loss": history["loss"][-1],
+        "steps": args.steps,
+        "files": [str(out / n) for n in ("checkpoint.npz", "history.json", "training.png")],
+    }
+    if task.loss == "cross_entropy":
+        result["test_bits_per_step"] = test / np.log(2)
+    if isinstance(task, tasks.CharText):
+        result["sample"] = task.sample_text(model, 300, temperature=0.8, seed=args.seed)
+    if args.json:
+        print(json.dumps(_jsonable(result), indent=2))
+    else:
+        print(f"test loss {test:.5f} (baseline {history['baseline']:.5f})")
+        if "sample" in result:
+            print(
+                f"{test / np.log(2):.3f} bits per character; a sample at temperature 0.8:\n{result['sample']}"
+            )
+        print("wrote " + ", ".join(result["files"]))
+    return 0
+
+
 def experiments_dir() -> Path:
     """The experiments/ folder of this checkout (or $MINIRNN_EXPERIMENTS)."""
     env = os.environ.get("MINIRNN_EXPERIMENTS")
@@ -303,6 +374,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tol", type=float, default=1e-7, help="relative error tolerance (default 1e-7)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_gradcheck)
+
+    p = sub.add_parser("train", help="train a model on a task, with checkpoints and a plot")
+    p.add_argument("--task", default="adding", choices=["adding", "copy", "sine", "text"])
+    p.add_argument(
+        "--text", default=None, metavar="PATH", help="UTF-8 text for --task text (default: stdlib docstrings)"
+    )
+    p.add_argument("--cell", default="rnn", choices=["rnn", "lstm", "gru"])
+    p.add_argument("--hidden", type=_positive, default=64, metavar="H")
+    p.add_argument("--layers", type=_positive, default=1, metavar="L")
+    p.add_argument("--activation", default="tanh", choices=["tanh", "relu", "sigmoid", "linear"])
+    p.add_argument("--init", default="pytorch")
+    p.add_argument("--radius", type=float, default=None)
+    p.add_argument("--seq-len", type=_positive, default=50, metavar="T")
+    p.add_argument(
+        "--curriculum", type=_positive, default=None, metavar="T0", help="grow T from T0 over half the steps"
+    )
+    p.add_argument("--batch", type=_positive, default=32, metavar="B")
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument(
+        "--optimizer", default="adam", choices=["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"]
+    )
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument(
+        "--truncate", type=_positive, default=None, metavar="K1", help="truncated BPTT block length"
+    )
+    p.add_argument(
+        "--truncate2", type=_positive, default=None, metavar="K2", help="truncated BPTT reach (default K1)"
+    )
+    p.add_argument("--clip", type=float, default=None, help="clip gradients to this global norm")
+    p.add_argument("--checkpoint-every", type=_positive, default=None, metavar="N")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    p.add_argument("--out", default="run", help="output folder (default ./run)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
 
     for name, func, helptext in [
         ("trace", cmd_trace, "gradient-flow pictures and numbers for a random model"),

@@ -1,7 +1,14 @@
 """Losses on a sequence of outputs: each returns ``(value, dL/dpred)``.
 
-A target with one dimension fewer than the prediction is a last-step target: the loss is
-taken on ``pred[-1]`` only and the gradient is zero at every earlier step.
+Which steps count:
+
+* a target with the prediction's time axis: every step;
+* a target with one dimension fewer: the last step only (the gradient is zero before it);
+* ``mask`` (T, B) of 0/1 with an every-step target: only the positions where it is 1, for
+  padded sequences or tasks scored at chosen steps.
+
+The value is a mean over the positions used (and over the output units for mse), so it does
+not grow with T; an all-zero mask gives 0 and a zero gradient.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ import numpy as np
 from . import _validate as v
 
 LOSSES = ("mse", "cross_entropy")
+
+Loss = Callable[..., tuple[float, np.ndarray]]
 
 
 def _last_step(where: str, pred: np.ndarray, target_ndim: int, full_ndim: int) -> bool:
@@ -26,10 +35,26 @@ def _last_step(where: str, pred: np.ndarray, target_ndim: int, full_ndim: int) -
     )
 
 
-def mse(pred: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
-    """Mean squared error, mean over every element used.
+def _mask(
+    where: str, mask: np.ndarray | None, shape: tuple[int, int], last: bool, dtype: np.dtype
+) -> np.ndarray | None:
+    if mask is None:
+        return None
+    if last:
+        raise ValueError(f"{where}: a mask needs an every-step target (T, B, ...), not a last-step one")
+    m = np.asarray(mask)
+    if m.shape != shape:
+        raise ValueError(f"{where}: mask has shape {m.shape}; expected (T, B) = {shape}")
+    if m.dtype != bool and not np.isin(m, (0, 1)).all():
+        raise ValueError(f"{where}: mask must hold only 0 and 1 (or booleans)")
+    return m.astype(dtype)
 
-    pred (T, B, P); target (T, B, P) for every step, or (B, P) for the last step only.
+
+def mse(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    """Mean squared error over the positions used and the output units.
+
+    pred (T, B, P); target (T, B, P) for every step, or (B, P) for the last step only;
+    mask (T, B), optional.
     """
     where = "mse"
     pred = v.float_array(where, "pred", pred, 3, "(T, B, P)")
@@ -39,10 +64,18 @@ def mse(pred: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
     target = v.float_array(where, "target", target, used.ndim, "(T, B, P) or (B, P)")
     v.shape_is(where, "target", target, used.shape, "the prediction's shape")
     v.same_dtype(where, {"pred": pred, "target": target})
+    m = _mask(where, mask, pred.shape[:2], last, pred.dtype)
     diff = used - target
-    value = float(np.mean(diff * diff))
     grad = np.zeros_like(pred)
-    g = (2.0 / diff.size) * diff
+    if m is not None:
+        count = float(m.sum()) * pred.shape[2]
+        if count == 0:
+            return 0.0, grad
+        diff = diff * m[..., None]
+    else:
+        count = diff.size
+    value = float(np.sum(diff * diff) / count)
+    g = (2.0 / count) * diff
     if last:
         grad[-1] = g
     else:
@@ -50,11 +83,14 @@ def mse(pred: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
     return value, grad
 
 
-def cross_entropy(logits: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+def cross_entropy(
+    logits: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
     """Softmax cross-entropy in nats, mean over the (time, batch) positions used.
 
-    logits (T, B, P); target integer class indices (T, B), or (B,) for the last step only.
-    Stable: log-softmax via the log-sum-exp with the row maximum subtracted.
+    logits (T, B, P); target integer class indices (T, B), or (B,) for the last step only;
+    mask (T, B), optional. Stable: log-softmax via the log-sum-exp with the row maximum
+    subtracted.
     """
     where = "cross_entropy"
     logits = v.float_array(where, "logits", logits, 3, "(T, B, P)")
@@ -69,15 +105,22 @@ def cross_entropy(logits: np.ndarray, target: np.ndarray) -> tuple[float, np.nda
         raise ValueError(
             f"{where}: target has class indices outside [0, {P}): min {target.min()}, max {target.max()}"
         )
+    m = _mask(where, mask, logits.shape[:2], last, logits.dtype)
+    grad = np.zeros_like(logits)
+    count = float(m.sum()) if m is not None else target.size
+    if count == 0:
+        return 0.0, grad
     z = used - used.max(axis=-1, keepdims=True)
-    logsumexp = np.log(np.exp(z).sum(axis=-1, keepdims=True))
-    logp = z - logsumexp
+    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
     onehot = np.zeros_like(used)
     np.put_along_axis(onehot, target[..., None], 1, axis=-1)
-    n = target.size
-    value = float(-(logp * onehot).sum() / n)
-    g = (np.exp(logp) - onehot) / n
-    grad = np.zeros_like(logits)
+    per_position = -(logp * onehot).sum(axis=-1)
+    g = np.exp(logp) - onehot
+    if m is not None:
+        per_position = per_position * m
+        g = g * m[..., None]
+    value = float(per_position.sum() / count)
+    g /= count
     if last:
         grad[-1] = g
     else:
@@ -85,7 +128,7 @@ def cross_entropy(logits: np.ndarray, target: np.ndarray) -> tuple[float, np.nda
     return value, grad
 
 
-def get(name: str) -> Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]:
+def get(name: str) -> Loss:
     """The loss function called ``name``."""
     v.choice("loss", "loss", name, LOSSES)
     return {"mse": mse, "cross_entropy": cross_entropy}[name]

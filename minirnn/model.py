@@ -212,6 +212,44 @@ class RNN:
             if bias:
                 self.params["b_y"] = b_y
 
+    # ------------------------------------------------------------------ configuration
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments (without seed): with ``params`` they rebuild the model."""
+        return {
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "output_size": self.output_size,
+            "num_layers": self.num_layers,
+            "cell": self.cell,
+            "activation": self.activation,
+            "bias": self.bias,
+            "init": self.init,
+            "dtype": self.dtype.name,
+            "radius": self.radius,
+            "forget_bias": self.forget_bias,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], params: dict[str, np.ndarray]) -> RNN:
+        """Rebuild a model from :meth:`config` and a parameter dict (checked name by name)."""
+        model = cls(**config)
+        expected = {k: p.shape for k, p in model.params.items()}
+        got = {k: np.shape(p) for k, p in params.items()}
+        if expected != got:
+            missing = sorted(set(expected) - set(got))
+            extra = sorted(set(got) - set(expected))
+            wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
+            raise ValueError(
+                f"RNN.from_config: parameters do not fit the configuration (missing {missing}, "
+                f"unexpected {extra}, wrong shape {[(k, got[k], expected[k]) for k in wrong]})"
+            )
+        for k, p in params.items():
+            arr = np.asarray(p)
+            if arr.dtype != model.dtype:
+                raise TypeError(f"RNN.from_config: parameter {k} is {arr.dtype}; the model is {model.dtype}")
+            model.params[k] = arr.copy()
+        return model
+
     # ------------------------------------------------------------------ introspection
     def __repr__(self) -> str:
         return (

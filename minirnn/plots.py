@@ -87,3 +87,36 @@ def _save(fig: Any, path: str | Path) -> Path:
     fig.savefig(path, dpi=120, bbox_inches="tight")
     _plt().close(fig)
     return path
+
+
+def training_curves(history: dict[str, Any], path: str | Path, title: str) -> Path:
+    """Loss (with the task's baseline), gradient norm before/after clipping, and learning rate."""
+    plt = _plt()
+    fig, axes = plt.subplots(3, 1, figsize=(7, 8), sharex=True)
+    steps = np.asarray(history["step"])
+    loss = np.asarray(history["loss"], dtype=float)
+    ax = axes[0]
+    ax.plot(steps, loss, lw=0.6, alpha=0.5, label="loss (batch)")
+    if len(loss) >= 20:
+        w = max(1, len(loss) // 50)
+        smooth = np.convolve(loss, np.ones(w) / w, mode="valid")
+        ax.plot(steps[w - 1 :], smooth, lw=1.8, label=f"loss ({w}-step mean)")
+    if history.get("baseline") is not None:
+        ax.axhline(history["baseline"], color="k", ls="--", lw=1, label=f"baseline {history['baseline']:.4g}")
+    ax.set_yscale("log")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    ax = axes[1]
+    ax.semilogy(steps, history["grad_norm"], lw=0.8, label="before clipping")
+    ax.semilogy(steps, history["clipped_norm"], lw=0.8, label="after clipping")
+    clipped = np.mean(np.asarray(history["grad_norm"]) > np.asarray(history["clipped_norm"]) * (1 + 1e-9))
+    ax.set_ylabel("gradient norm")
+    ax.legend(fontsize=8, title=f"clipping fired on {100 * clipped:.0f}% of steps", title_fontsize=8)
+    ax = axes[2]
+    ax.plot(steps, history["lr"])
+    ax.set_ylabel("learning rate")
+    ax.set_xlabel("step")
+    for a in axes:
+        a.grid(True, alpha=0.3)
+    return _save(fig, path)

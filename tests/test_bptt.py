@@ -151,7 +151,7 @@ def test_training_mode_calls_update_with_clipped_gradients(rng):
     assert [r["steps"] for r in reports] == [4, 4, 2]
     assert len(seen) == 3 and all(n == pytest.approx(1e-3, rel=1e-2) for n in seen)
     assert all(r["grad_norm"] > r["clipped_norm"] for r in reports)
-    with pytest.raises(ValueError, match="no steps have been fed"):
+    with pytest.raises(ValueError, match="no scored steps have been fed"):
         d.gradients()
 
 

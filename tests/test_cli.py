@@ -101,3 +101,69 @@ def test_step_prints_one_line_per_step(capsys):
     assert main(["step", "--seq-len", "5", "--no-pause"]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("t=")]
     assert [int(ln.split()[0][2:] or ln.split()[1]) for ln in lines] == [5, 4, 3, 2, 1]
+
+
+def test_train_writes_checkpoint_history_and_plot(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--task", "sine", "--steps", "6", "--seq-len", "8", "--hidden", "4", "--batch", "4"]
+    assert main([*argv, "--out", str(out), "--json", "--truncate", "4", "--clip", "1"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["baseline"] == 0.5 and data["steps"] == 6
+    for name in ("checkpoint.npz", "history.json", "training.png"):
+        assert (out / name).exists()
+    assert (
+        main([*argv[:4], "10", *argv[5:], "--out", str(out), "--resume", "--truncate", "4", "--clip", "1"])
+        == 0
+    )
+    assert json.loads((out / "history.json").read_text())["step"][-1] == 10
+
+
+def test_train_text_prints_bits_and_sample(tmp_path, capsys):
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat on the mat. " * 50)
+    argv = [
+        "train",
+        "--task",
+        "text",
+        "--text",
+        str(text),
+        "--steps",
+        "3",
+        "--seq-len",
+        "10",
+        "--hidden",
+        "8",
+    ]
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "bits per character" in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--steps", "0"], "--steps must be a positive integer, got 0"),
+        (["--lr", "0"], "--lr must be a positive number, got 0.0"),
+        (["--lr", "-1"], "--lr must be a positive number"),
+        (["--task", "text", "--text", "EMPTY"], "empty or a single character"),
+        (["--text", "EMPTY"], "--text goes with --task text"),
+        (["--out", "BLOCKED/sub"], "cannot write to the output folder"),
+    ],
+)
+def test_train_refuses_before_work(tmp_path, capsys, extra, message):
+    (tmp_path / "EMPTY").write_text("")
+    (tmp_path / "BLOCKED").write_text("a file, not a folder")
+    extra = [
+        e.replace("EMPTY", str(tmp_path / "EMPTY")).replace("BLOCKED", str(tmp_path / "BLOCKED"))
+        for e in extra
+    ]
+    argv = ["train", "--task", "sine", "--steps", "2", "--out", str(tmp_path / "o"), *extra]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", [["--task", "parity"], ["--cell", "tcn"], ["--optimizer", "lbfgs"]])
+def test_train_unknown_names(flag, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", *flag])
+    assert info.value.code == 2 and "invalid choice" in capsys.readouterr().err
