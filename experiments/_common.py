@@ -68,3 +68,28 @@ def pyplot():
 
 def report_line(result: dict[str, Any]) -> str:
     return f"{result['name']}: {'PASS' if result['pass'] else 'FAIL'} - {result['claim']}"
+
+
+def decay_rate(
+    J: np.ndarray, max_lag: int, fit_from: int, ends: list[int] | None = None, every: int = 5
+) -> tuple[float, dict]:
+    """Per-step log growth rate of ||dh_t/dh_{t-k}||: the slope of log(geometric-mean norm)
+    against k, fitted over lags fit_from..max_lag (every ``every``-th lag). Returns (slope,
+    the norms_by_lag dict)."""
+    from minirnn import analysis
+
+    T = J.shape[0]
+    ends = ends or [T - 1, T - 1 - T // 8, T - 1 - T // 4]
+    prod = analysis.norms_by_lag(J, max_lag, ends, every)
+    k, g = prod["lag"], np.log(prod["geomean"])
+    use = k >= fit_from
+    slope = float(np.polyfit(k[use], g[use], 1)[0])
+    return slope, prod
+
+
+def zero_crossing(xs: list[float], ys: list[float]) -> float | None:
+    """The first x where the piecewise-linear y(x) crosses from <= 0 to > 0 (None if never)."""
+    for (x0, y0), (x1, y1) in zip(zip(xs, ys, strict=True), zip(xs[1:], ys[1:], strict=True), strict=False):
+        if y0 <= 0 < y1:
+            return float(x0 + (x1 - x0) * (-y0) / (y1 - y0))
+    return None

@@ -16,6 +16,13 @@ settings.register_profile(
 settings.load_profile("ci")
 
 
+# Long runs through the kernels are hopeless when numba runs them as Python (the coverage run).
+requires_jit = pytest.mark.skipif(
+    os.environ.get("NUMBA_DISABLE_JIT") == "1",
+    reason="too slow with NUMBA_DISABLE_JIT=1 (kernels as Python); the jitted run covers it",
+)
+
+
 @pytest.fixture(params=["jit", "reference"])
 def path(request, monkeypatch):
     """Run a test on both the numba kernels and the plain NumPy reference (MINIRNN_JIT=0)."""

@@ -8,6 +8,7 @@ import pytest
 import minirnn as mr
 from minirnn import bptt, losses
 from minirnn.gradcheck import relative_error
+from tests.conftest import requires_jit
 
 CELLS = ["rnn", "lstm", "gru"]
 
@@ -169,6 +170,7 @@ def test_sgd_update_changes_parameters_and_lowers_loss(rng):
     assert losses_seen[-1] < 0.8 * losses_seen[0]
 
 
+@requires_jit
 def test_memory_is_window_sized_not_sequence_sized(rng):
     T, B, I, H, k = 20_000, 8, 4, 64, 20
     model = mr.RNN(I, H, 1, seed=0)

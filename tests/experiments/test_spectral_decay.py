@@ -22,6 +22,12 @@ def test_measured_slopes_equal_log_rho(result):
         assert r["max_log_deviation"] < 1e-9
 
 
+def test_gaussian_slopes_approach_log_rho(result):
+    rows = result["measured_gaussian"]
+    assert [r["rho"] for r in rows] == list(spectral_decay.GAUSSIAN_RHOS)
+    assert all(abs(r["measured_slope"] - np.log(r["rho"])) < spectral_decay.GAUSSIAN_TOLERANCE for r in rows)
+
+
 def test_vanishing_and_exploding_regimes(result):
     by_rho = {r["rho"]: r["norm_at_max_lag_over_start"] for r in result["measured"]}
     assert by_rho[0.5] < 1e-10 and by_rho[1.5] > 1e5 and by_rho[1.0] == pytest.approx(1.0, rel=1e-9)
