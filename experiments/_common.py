@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,7 @@ def decay_rate(
 
 def zero_crossing(xs: list[float], ys: list[float]) -> float | None:
     """The first x where the piecewise-linear y(x) crosses from <= 0 to > 0 (None if never)."""
-    for (x0, y0), (x1, y1) in zip(zip(xs, ys, strict=True), zip(xs[1:], ys[1:], strict=True), strict=False):
+    for (x0, y0), (x1, y1) in pairwise(zip(xs, ys, strict=True)):
         if y0 <= 0 < y1:
             return float(x0 + (x1 - x0) * (-y0) / (y1 - y0))
     return None
