@@ -131,6 +131,8 @@ def run(quick: bool = False, seed: int = 0, out_dir: Path = _common.OUT) -> dict
             "fit_lags": [fit_from, K],
         },
         "config": {"H": H, "T": T, "rhos": rhos, "draws": draws, "quick": quick, "seed": seed},
+        "headline": "growth turns positive at rho = "
+        + ", ".join(f"{a} {crossing[a]:.2f}" if crossing[a] else f"{a} never" for a in ACTIVATIONS),
         "pass": all(checks.values()),
     }
     return _common.save(NAME, result, fig, out_dir)

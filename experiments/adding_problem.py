@@ -148,6 +148,8 @@ def run(quick: bool = False, seed: int = 0, out_dir: Path = _common.OUT) -> dict
             "quick": quick,
             "seed": seed,
         },
+        "headline": f"test MSE at T = {solve_T} (clipped): "
+        + ", ".join(f"{m} {table[(m, solve_T, main_clip)]:.4f}" for m in models),
         "pass": all(checks.values()),
     }
     return _common.save(NAME, result, fig, out_dir)

@@ -29,7 +29,7 @@ from minirnn import optim, tasks, train
 NAME = "char_rnn"
 MARGIN_BITS = 1.0
 TARGET_BPC = 3.0
-WORD_SHARE = 0.3
+WORD_SHARE = 0.5
 
 
 def run(quick: bool = False, seed: int = 0, out_dir: Path = _common.OUT) -> dict:
@@ -93,6 +93,7 @@ def run(quick: bool = False, seed: int = 0, out_dir: Path = _common.OUT) -> dict
             "quick": quick,
             "seed": seed,
         },
+        "headline": f"{test_bpc:.2f} bits/char vs unigram {unigram_bpc:.2f}; {share:.0%} of sampled words are real",
         "pass": all(checks.values()),
     }
     return _common.save(NAME, result, fig, out_dir)

@@ -169,6 +169,8 @@ def run(quick: bool = False, seed: int = 0, out_dir: Path = _common.OUT) -> dict
             "quick": quick,
             "seed": seed,
         },
+        "headline": f"closed form to {lin_err:.1e}; cliff {cliff_ratio:.1e}x the median gradient; largest step "
+        f"{step_plain.max():.2f} plain vs {step_clip.max():.2f} clipped; final loss {final['plain']:.3g} vs {final['clipped']:.3g}",
         "pass": all(checks.values()),
     }
     return _common.save(NAME, result, fig, out_dir)

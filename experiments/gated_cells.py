@@ -90,6 +90,8 @@ def run(quick: bool = False, seed: int = 0, out_dir: Path = _common.OUT) -> dict
         "measured": {"checks": checks, "ratio_to_vanilla_at_lag": ratios, "cells": measured},
         "tolerance": {"lag": LAG},
         "config": {"H": H, "T": T, "max_lag": K, "quick": quick, "seed": seed},
+        "headline": f"gradient at lag {LAG} relative to the vanilla cell: "
+        + ", ".join(f"{n} {r:.2g}x" for n, r in ratios.items()),
         "pass": all(checks.values()),
     }
     return _common.save(NAME, result, fig, out_dir)

@@ -82,6 +82,8 @@ def run(quick: bool = False, seed: int = 0, out_dir: Path = _common.OUT) -> dict
         "measured": {"checks": checks, "zero_crossing_rho": crossing, "rows": rows},
         "tolerance": {"abs_rate_error": TOLERANCE, "sign_margin": SIGN_MARGIN, "fit_lags": [fit_from, K]},
         "config": {"H": H, "T": T, "rhos": rhos, "input_std": 0.5, "quick": quick, "seed": seed},
+        "headline": f"max |decay rate - lambda_1| = {max(r['abs_error'] for r in rows):.1e}; "
+        f"lambda_1 changes sign at rho = {crossing}",
         "pass": all(checks.values()),
     }
     return _common.save(NAME, result, fig, out_dir)

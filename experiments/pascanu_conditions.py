@@ -111,6 +111,12 @@ def run(quick: bool = False, seed: int = 0, out_dir: Path = _common.OUT) -> dict
         "measured": {"checks": checks, "rows": rows},
         "tolerance": {"bound_rtol": BOUND_RTOL, "lag": LAG},
         "config": {"H": H, "T": T, "input_scales": list(INPUT_SCALES), "quick": quick, "seed": seed},
+        "headline": "; ".join(
+            f"{a}: bound held in {sum(r['bound_held'] for r in rows if r['activation'] == a)}/"
+            f"{sum(r['activation'] == a for r in rows)} runs, largest norm at k={LAG} below 1/gamma "
+            f"{c['largest_norm_below_threshold']:.1e}"
+            for a, c in checks.items()
+        ),
         "pass": all(
             c["bound_never_exceeded"] and c["vanishes_below_threshold"] and c["explodes_only_above_threshold"]
             for c in checks.values()

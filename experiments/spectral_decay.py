@@ -120,6 +120,8 @@ def run(quick: bool = False, seed: int = 0, out_dir: Path = _common.OUT) -> dict
             "gaussian_fit_range_k": [fit_from, T - 1],
         },
         "config": {"H": H, "T": T, "B": 1, "activation": "linear", "quick": quick, "seed": seed},
+        "headline": f"max |slope - log rho|: {max(r['abs_error'] for r in exact):.1e} (rho*orthogonal, exact), "
+        f"{max(r['abs_error'] for r in gaussian):.1e} (Gaussian, lags {fit_from}-{T - 1})",
         "pass": all(r["pass"] for r in exact + gaussian),
     }
     return _common.save(NAME, result, fig, out_dir)

@@ -185,6 +185,9 @@ def run(quick: bool = False, seed: int = 0, out_dir: Path = _common.OUT) -> dict
             "quick": quick,
             "seed": seed,
         },
+        "headline": f"k=10: {mb[10]:.2f} MB vs full {mb['full']:.2f} MB, cosine "
+        + "/".join(f"{100 * accuracy[r][10]['cosine']:.1f}%" for r in rhos)
+        + f" at rho {'/'.join(str(r) for r in rhos)}",
         "pass": all(checks.values()),
     }
     return _common.save(NAME, result, fig, out_dir)
