@@ -6,6 +6,7 @@ The public contract (see README "Architecture"): the functional core ``rnn_forwa
 
 from . import analysis, bptt
 from .bptt import TBPTT, BPTTStep, bptt_steps, gradient_accuracy, rtrl
+from .calculator import calc
 from .clip import clip_grad_norm, clip_grad_value
 from .functional import (
     GRUCache,
@@ -32,6 +33,7 @@ __all__ = [
     "analysis",
     "bptt",
     "bptt_steps",
+    "calc",
     "clip_grad_norm",
     "clip_grad_value",
     "count_params",

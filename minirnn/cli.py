@@ -1,4 +1,4 @@
-"""The ``minirnn`` command: summary, gradcheck, train, trace, step, experiments.
+"""The ``minirnn`` command: summary, gradcheck, calc, train, trace, step, experiments.
 
 Every subcommand has ``--help``; those whose output is data take ``--json``.
 """
@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -294,6 +295,92 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calc(args: argparse.Namespace) -> int:
+    from . import calculator as C
+
+    if args.weights is None and (args.input is None or args.hidden is None):
+        raise ValueError("give --input and --hidden (the model's sizes), or --weights CHECKPOINT")
+    r = C.calc(
+        args.input,
+        args.hidden,
+        args.output,
+        args.seq_len,
+        args.batch,
+        args.truncate,
+        cell=args.cell,
+        activation=args.activation,
+        num_layers=args.layers,
+        dtype=args.dtype,
+        radius=args.radius,
+        init=args.init,
+        weights=args.weights,
+        samples=args.samples,
+        loss=args.loss,
+        seed=args.seed,
+    )
+    measured: dict[str, Any] | None = None
+    if args.measure:
+        model = (
+            C._model_from_weights(args.weights)
+            if args.weights
+            else C.RNN(
+                args.input,
+                args.hidden,
+                args.output,
+                args.layers,
+                args.cell,
+                args.activation,
+                init=args.init,
+                dtype=args.dtype,
+                radius=args.radius,
+                seed=args.seed,
+            )
+        )
+        T, B, k = args.seq_len, args.batch, args.truncate
+        full = C.measure(model, T, B, None, args.loss, args.seed)
+        rows = [
+            (
+                "Peak memory, full BPTT",
+                C.human_bytes(C.estimated_peak(r, False)),
+                C.human_bytes(full["peak_bytes"]),
+            ),
+        ]
+        per_seq = r["time_per_epoch_s"] / r["config"]["batches_per_epoch"]
+        measured = {"full": full}
+        if k and k < T:
+            trunc = C.measure(model, T, B, k, args.loss, args.seed)
+            measured["truncated"] = trunc
+            rows.append(
+                (
+                    "Peak memory, truncated",
+                    C.human_bytes(C.estimated_peak(r, True)),
+                    C.human_bytes(trunc["peak_bytes"]),
+                )
+            )
+            rows.append(
+                (
+                    "Time per sequence",
+                    C.human_seconds(per_seq),
+                    C.human_seconds(trunc["seconds_per_sequence"]),
+                )
+            )
+        else:
+            rows.append(
+                ("Time per sequence", C.human_seconds(per_seq), C.human_seconds(full["seconds_per_sequence"]))
+            )
+        measured["rows"] = rows
+        r["measured"] = {key: val for key, val in measured.items() if key != "rows"}
+        r["measured"]["estimated_peak_bytes"] = {
+            "full": C.estimated_peak(r, False),
+            "truncated": C.estimated_peak(r, True),
+        }
+    if args.json:
+        print(json.dumps(_jsonable(r), indent=2))
+    else:
+        print(C.format_table(r, measured))
+    return 0
+
+
 def experiments_dir() -> Path:
     """The experiments/ folder of this checkout (or $MINIRNN_EXPERIMENTS)."""
     env = os.environ.get("MINIRNN_EXPERIMENTS")
@@ -374,6 +461,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tol", type=float, default=1e-7, help="relative error tolerance (default 1e-7)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_gradcheck)
+
+    p = sub.add_parser("calc", help="the BPTT calculator: parameters, memory, FLOPs, risks, truncation, time")
+    p.add_argument("--input", type=_positive, default=None, metavar="I")
+    p.add_argument("--hidden", type=_positive, default=None, metavar="H")
+    p.add_argument("--output", type=_positive, default=None, metavar="P")
+    p.add_argument("--seq-len", type=_positive, default=100, metavar="T")
+    p.add_argument("--batch", type=_positive, default=32, metavar="B")
+    p.add_argument("--truncate", type=_positive, default=None, metavar="K")
+    p.add_argument("--cell", default="rnn", choices=["rnn", "lstm", "gru"])
+    p.add_argument("--activation", default="tanh", choices=["tanh", "relu", "sigmoid", "linear"])
+    p.add_argument("--layers", type=_positive, default=1, metavar="L")
+    p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    p.add_argument("--radius", type=float, default=None, help="rescale W_hh to this spectral radius")
+    p.add_argument("--init", default="pytorch")
+    p.add_argument(
+        "--weights", default=None, metavar="CHECKPOINT", help="a model file or training checkpoint"
+    )
+    p.add_argument("--samples", type=_positive, default=10_000, metavar="N", help="sequences per epoch")
+    p.add_argument("--loss", default="mse", choices=["mse", "cross_entropy"])
+    p.add_argument("--measure", action="store_true", help="also run forward+BPTT and measure memory and time")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_calc)
 
     p = sub.add_parser("train", help="train a model on a task, with checkpoints and a plot")
     p.add_argument("--task", default="adding", choices=["adding", "copy", "sine", "text"])
