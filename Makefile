@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml | $(PY)
 setup: $(STAMP)
 
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 experiments: setup
 	$(PY) -m minirnn experiments
@@ -40,9 +40,11 @@ format: setup
 typecheck: setup
 	$(PY) -m mypy
 
-# The kernels run as plain Python with the JIT off, so their lines are measured too.
+# The kernels run as plain Python with the JIT off, so their lines are measured too; the
+# experiments are left to the jitted run (they are not the package, and slow as Python).
 cov: setup
-	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -p no:randomly --cov=minirnn --cov-report=term --cov-fail-under=90
+	NUMBA_DISABLE_JIT=1 MINIRNN_HYPOTHESIS_EXAMPLES=8 $(PY) -m pytest -q -n 2 --ignore=tests/experiments \
+		--cov=minirnn --cov-report=term --cov-fail-under=90
 
 check: lint typecheck cov
 

@@ -169,7 +169,8 @@ def test_units():
 
 
 def test_cli_calc_table_json_and_measure(capsys):
-    argv = ["calc", "--input", "10", "--hidden", "20", "--output", "5", "--seq-len", "40", "--truncate", "10"]
+    argv = ["calc", "--input", "10", "--hidden", "20", "--output", "5", "--seq-len", "20", "--truncate", "5"]
+    argv += ["--batch", "4", "--samples", "8"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     for label in (

@@ -8,6 +8,7 @@ import pytest
 import minirnn as mr
 from minirnn import io, losses, optim, tasks
 from minirnn.train import Curriculum, NonFiniteError, evaluate, load_checkpoint, train
+from tests.conftest import requires_jit
 
 
 def setup(cell="rnn", opt="adam", lr=0.01, seed=0):
@@ -16,6 +17,7 @@ def setup(cell="rnn", opt="adam", lr=0.01, seed=0):
     return model, task, optim.make(opt, model.params, lr)
 
 
+@requires_jit
 @pytest.mark.parametrize("bptt", ["full", 5, (4, 8)])
 def test_training_beats_the_baseline(bptt):
     model, task, opt = setup(cell="gru")
