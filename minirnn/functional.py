@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _validate as v
+from . import loops
 from ._jit import jit_enabled, kernels
 from .cells import (
     ACTIVATION_CODES,
@@ -30,13 +31,15 @@ from .cells import (
     rnn_step_forward,
 )
 
-# Below this many multiply-adds per step the hand-written loop beats a BLAS call's overhead.
-BLAS_MIN_MACS = 32 * 64 * 64
+# From this many gate pre-activations per step (B * gates * H) the NumPy loops (threaded BLAS,
+# vectorised tanh/exp, a few microseconds of Python per step) beat the compiled numba loop
+# (no per-step overhead, but scalar transcendentals and a hand-written product).
+NUMPY_MIN = 512
 
 
-def use_blas(B: int, H: int) -> bool:
-    """Pick the recurrent product for one step of a (B, H) state."""
-    return B * H * H >= BLAS_MIN_MACS
+def use_numpy(B: int, GH: int) -> bool:
+    """True when a step of B rows and GH gate pre-activations goes to loops.py."""
+    return B * GH >= NUMPY_MIN
 
 
 @dataclass
@@ -186,14 +189,8 @@ def rnn_forward(
         h0 = np.zeros((B, H), dtype=X.dtype)
     if jit_enabled():
         hs = _input_projection(X, W_xh, b_h)
-        kernels().rnn_forward_scan(
-            hs,
-            np.ascontiguousarray(W_hh.T),
-            h0,
-            ACTIVATION_CODES[activation],
-            use_blas(B, H),
-            np.empty((B, H), dtype=X.dtype),
-        )
+        scan = loops.rnn_forward if use_numpy(B, H) else kernels().rnn_forward_scan
+        scan(hs, np.ascontiguousarray(W_hh.T), h0, ACTIVATION_CODES[activation])
     else:
         hs = np.empty((T, B, H), dtype=X.dtype)
         h = h0
@@ -246,27 +243,20 @@ def rnn_backward(
 
     if jit_enabled():
         da = np.empty_like(hs)
-        dh_total = np.empty_like(hs) if return_dh else da[:1]
+        dh_all = np.empty_like(hs) if return_dh else None
         dh0 = np.empty((B, H), dtype=hs.dtype)
-        kernels().rnn_backward_scan(
-            dhs,
-            hs,
-            W_hh,
-            ACTIVATION_CODES[cache.activation],
-            k,
-            use_blas(B, H),
-            da,
-            dh_total,
-            return_dh,
-            dh0,
-            np.empty((B, H), dtype=hs.dtype),
-        )
+        code = ACTIVATION_CODES[cache.activation]
+        if use_numpy(B, H):
+            loops.rnn_backward(dhs, hs, W_hh, code, k, da, dh_all, dh0)
+        else:
+            placeholder = dh_all if dh_all is not None else da[:1]
+            kernels().rnn_backward_scan(dhs, hs, W_hh, code, k, da, placeholder, return_dh, dh0)
         dW_xh, dX = _input_grads(da, X, W_xh)
         grads = {"W_xh": dW_xh, "W_hh": _recurrent_grad(da, h0, hs), "X": dX, "h0": dh0}
         if cache.b_h is not None:
             grads["b_h"] = da.reshape(T * B, H).sum(axis=0)
-        if return_dh:
-            grads["dh"] = dh_total
+        if dh_all is not None:
+            grads["dh"] = dh_all
         return grads
 
     # reference path: the step pair from cells.py, walked backwards
@@ -380,17 +370,8 @@ def lstm_forward(
     cs, tanh_cs = np.empty_like(hs), np.empty_like(hs)
     if jit_enabled():
         gates = _input_projection(X, W_xh, b_h)
-        kernels().lstm_forward_scan(
-            gates,
-            np.ascontiguousarray(W_hh.T),
-            h_0,
-            c_0,
-            hs,
-            cs,
-            tanh_cs,
-            use_blas(B, 4 * H),
-            np.empty((B, 4 * H), dtype=X.dtype),
-        )
+        scan = loops.lstm_forward if use_numpy(B, 4 * H) else kernels().lstm_forward_scan
+        scan(gates, np.ascontiguousarray(W_hh.T), h_0, c_0, hs, cs, tanh_cs)
     else:
         gates = np.empty((T, B, 4 * H), dtype=X.dtype)
         h, c = h_0, c_0
@@ -435,22 +416,11 @@ def lstm_backward(
     if jit_enabled():
         da = np.empty_like(cache.gates)
         dh0, dc0 = np.empty((B, H), dtype=hs.dtype), dc_init
-        kernels().lstm_backward_scan(
-            dhs,
-            cache.gates,
-            cache.cs,
-            cache.tanh_cs,
-            cache.c0,
-            W_hh,
-            k,
-            use_blas(B, 4 * H),
-            da,
-            dh_all if dh_all is not None else hs[:1],
-            return_dh,
-            dh0,
-            dc0,
-            np.empty((B, H), dtype=hs.dtype),
-        )
+        args = (dhs, cache.gates, cache.cs, cache.tanh_cs, cache.c0, W_hh, k, da)
+        if use_numpy(B, 4 * H):
+            loops.lstm_backward(*args, dh_all, dh0, dc0)
+        else:
+            kernels().lstm_backward_scan(*args, dh_all if dh_all is not None else hs[:1], return_dh, dh0, dc0)
     else:
         da = np.empty_like(cache.gates)
         dh0, dc0 = np.zeros((B, H), dtype=hs.dtype), dc_init
@@ -546,7 +516,7 @@ def gru_forward(
     gates = np.empty((T, B, 3 * H), dtype=X.dtype)
     hn = np.empty_like(hs)
     if jit_enabled():
-        kernels().gru_forward_scan(
+        args = (
             _input_projection(X, W_xh, b_h),
             np.ascontiguousarray(W_hh.T),
             b_hh if b_hh is not None else np.zeros(3 * H, dtype=X.dtype),
@@ -554,9 +524,11 @@ def gru_forward(
             hs,
             gates,
             hn,
-            use_blas(B, 3 * H),
-            np.empty((B, 3 * H), dtype=X.dtype),
         )
+        if use_numpy(B, 3 * H):
+            loops.gru_forward(*args)
+        else:
+            kernels().gru_forward_scan(*args, np.empty((B, 3 * H), dtype=X.dtype))
     else:
         h = h_0
         for t in range(T):
@@ -590,22 +562,11 @@ def gru_backward(
     dxa, dua = np.empty_like(cache.gates), np.empty_like(cache.gates)
     if jit_enabled():
         dh0 = np.empty((B, H), dtype=hs.dtype)
-        kernels().gru_backward_scan(
-            dhs,
-            hs,
-            cache.h0,
-            cache.gates,
-            cache.hn,
-            W_hh,
-            k,
-            use_blas(B, 3 * H),
-            dxa,
-            dua,
-            dh_all if dh_all is not None else hs[:1],
-            return_dh,
-            dh0,
-            np.empty((B, H), dtype=hs.dtype),
-        )
+        args = (dhs, hs, cache.h0, cache.gates, cache.hn, W_hh, k, dxa, dua)
+        if use_numpy(B, 3 * H):
+            loops.gru_backward(*args, dh_all, dh0)
+        else:
+            kernels().gru_backward_scan(*args, dh_all if dh_all is not None else hs[:1], return_dh, dh0)
     else:
         dh0 = np.zeros((B, H), dtype=hs.dtype)
         for t in range(T - 1, -1, -1):

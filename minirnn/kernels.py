@@ -5,10 +5,12 @@ and computes exactly what cells.py computes, in place, with no allocation inside
 The input projection and the weight gradients are whole-sequence GEMMs done by the caller;
 only the recurrent product h_{t-1} W_hh^T and the fused elementwise work live here.
 
-Activation codes (cells.ACTIVATION_CODES): 0 tanh, 1 relu, 2 sigmoid, 3 linear.
+These kernels serve the small shapes, where a step is a few hundred operations and the cost
+of leaving compiled code once per step would dominate: the whole loop stays compiled and the
+recurrent product is a hand-written loop (a BLAS call costs more than it saves there, and
+numba's BLAS is a second library beside NumPy's). Large shapes go to loops.py.
 
-``use_blas`` selects the recurrent product: hand-written axpy loops (no call overhead, best when
-B*H*H is small) or ``np.dot`` into a preallocated buffer (BLAS; best for large B and H).
+Activation codes (cells.ACTIVATION_CODES): 0 tanh, 1 relu, 2 sigmoid, 3 linear.
 """
 
 from __future__ import annotations
@@ -84,30 +86,22 @@ def matmul_acc(A, M, out, accumulate):
 
 
 @njit
-def rnn_forward_scan(hs, W_hhT, h0, code, use_blas, tmp):
+def rnn_forward_scan(hs, W_hhT, h0, code):
     """In place over the time loop: hs[t] <- f(hs[t] + h_{t-1} W_hh^T), h_{-1} = h0.
 
     On entry hs holds the input projection X W_xh^T + b_h for every step (T, B, H);
-    on exit it holds the hidden states. W_hhT is W_hh transposed, C-contiguous (H, H);
-    tmp is a (B, H) work buffer for the BLAS path.
+    on exit it holds the hidden states. W_hhT is W_hh transposed, C-contiguous (H, H).
     """
     T = hs.shape[0]
     for t in range(T):
         h_prev = h0 if t == 0 else hs[t - 1]
         a = hs[t]
-        if use_blas:
-            np.dot(h_prev, W_hhT, tmp)
-            af = a.reshape(-1)
-            tf = tmp.reshape(-1)
-            for i in range(af.size):
-                af[i] += tf[i]
-        else:
-            matmul_acc(h_prev, W_hhT, a, True)
+        matmul_acc(h_prev, W_hhT, a, True)
         activate_inplace(a, code)
 
 
 @njit
-def rnn_backward_scan(dhs, hs, W_hh, code, truncate, use_blas, da, dh_total, keep_dh, carry, tmp):
+def rnn_backward_scan(dhs, hs, W_hh, code, truncate, da, dh_total, keep_dh, carry):
     """Walk t = T-1 .. 0 carrying dL/dh back through the recurrence::
 
         g_t  = dhs[t] + carry            (direct part + recurrent part)
@@ -123,27 +117,20 @@ def rnn_backward_scan(dhs, hs, W_hh, code, truncate, use_blas, da, dh_total, kee
     for i in range(cf.size):
         cf[i] = 0
     for t in range(T - 1, -1, -1):
-        g = dhs[t]
+        gf = dhs[t].reshape(-1)
         if keep_dh:
             gt = dh_total[t].reshape(-1)
-            gf = g.reshape(-1)
             for i in range(gt.size):
                 gt[i] = gf[i] + cf[i]
             backprop_activation(dh_total[t], hs[t], code, da[t])
         else:
             # reuse the carry buffer for g_t: carry <- dhs[t] + carry
-            gf = g.reshape(-1)
             for i in range(cf.size):
                 cf[i] += gf[i]
             backprop_activation(carry, hs[t], code, da[t])
         if truncate > 0 and t > 0 and t % truncate == 0:
             for i in range(cf.size):
                 cf[i] = 0
-        elif use_blas:
-            np.dot(da[t], W_hh, tmp)
-            tf = tmp.reshape(-1)
-            for i in range(cf.size):
-                cf[i] = tf[i]
         else:
             matmul_acc(da[t], W_hh, carry, False)
 
@@ -158,33 +145,7 @@ def sigmoid(v):
 
 
 @njit
-def recurrent_product(h_prev, W_hhT, out, use_blas, tmp):
-    """out += h_prev @ W_hhT, through BLAS into tmp or with the axpy loops."""
-    if use_blas:
-        np.dot(h_prev, W_hhT, tmp)
-        of = out.reshape(-1)
-        tf = tmp.reshape(-1)
-        for i in range(of.size):
-            of[i] += tf[i]
-    else:
-        matmul_acc(h_prev, W_hhT, out, True)
-
-
-@njit
-def carry_product(da, W_hh, carry, use_blas, tmp):
-    """carry = da @ W_hh (overwrites carry)."""
-    if use_blas:
-        np.dot(da, W_hh, tmp)
-        cf = carry.reshape(-1)
-        tf = tmp.reshape(-1)
-        for i in range(cf.size):
-            cf[i] = tf[i]
-    else:
-        matmul_acc(da, W_hh, carry, False)
-
-
-@njit
-def lstm_forward_scan(gates, W_hhT, h0, c0, hs, cs, tcs, use_blas, tmp):
+def lstm_forward_scan(gates, W_hhT, h0, c0, hs, cs, tcs):
     """LSTM time loop (cells.lstm_step_forward), in place.
 
     gates (T, B, 4H) holds the input projection on entry and i, f, g, o on exit;
@@ -196,7 +157,7 @@ def lstm_forward_scan(gates, W_hhT, h0, c0, hs, cs, tcs, use_blas, tmp):
         h_prev = h0 if t == 0 else hs[t - 1]
         c_prev = c0 if t == 0 else cs[t - 1]
         a = gates[t]
-        recurrent_product(h_prev, W_hhT, a, use_blas, tmp)
+        matmul_acc(h_prev, W_hhT, a, True)
         for b in range(B):
             for j in range(H):
                 i = sigmoid(a[b, j])
@@ -215,9 +176,7 @@ def lstm_forward_scan(gates, W_hhT, h0, c0, hs, cs, tcs, use_blas, tmp):
 
 
 @njit
-def lstm_backward_scan(
-    dhs, gates, cs, tcs, c0, W_hh, truncate, use_blas, da, dh_total, keep_dh, dh0, dc0, tmp
-):
+def lstm_backward_scan(dhs, gates, cs, tcs, c0, W_hh, truncate, da, dh_total, keep_dh, dh0, dc0):
     """LSTM backward time loop (cells.lstm_step_backward), t = T-1 .. 0.
 
     Writes da (T, B, 4H), the pre-activation gradients. dc0 enters holding the gradient of the
@@ -253,11 +212,11 @@ def lstm_backward_scan(
             dh[:] = 0
             dc[:] = 0
         else:
-            carry_product(A, W_hh, dh, use_blas, tmp)
+            matmul_acc(A, W_hh, dh, False)
 
 
 @njit
-def gru_forward_scan(xa, W_hhT, b_hh, h0, hs, gates, hn, use_blas, tmp):
+def gru_forward_scan(xa, W_hhT, b_hh, h0, hs, gates, hn, tmp):
     """GRU time loop (cells.gru_step_forward).
 
     xa (T, B, 3H): input projection plus b_h; b_hh (3H,); writes hs (T, B, H), gates (T, B, 3H)
@@ -268,10 +227,7 @@ def gru_forward_scan(xa, W_hhT, b_hh, h0, hs, gates, hn, use_blas, tmp):
     for t in range(T):
         h_prev = h0 if t == 0 else hs[t - 1]
         # u = h_prev W_hh^T + b_hh, into tmp
-        if use_blas:
-            np.dot(h_prev, W_hhT, tmp)
-        else:
-            matmul_acc(h_prev, W_hhT, tmp, False)
+        matmul_acc(h_prev, W_hhT, tmp, False)
         for b in range(B):
             for k in range(H3):
                 tmp[b, k] += b_hh[k]
@@ -289,13 +245,11 @@ def gru_forward_scan(xa, W_hhT, b_hh, h0, hs, gates, hn, use_blas, tmp):
 
 
 @njit
-def gru_backward_scan(
-    dhs, hs, h0, gates, hn, W_hh, truncate, use_blas, dxa, dua, dh_total, keep_dh, carry, tmp
-):
+def gru_backward_scan(dhs, hs, h0, gates, hn, W_hh, truncate, dxa, dua, dh_total, keep_dh, carry):
     """GRU backward time loop (cells.gru_step_backward), t = T-1 .. 0.
 
     Writes dxa (input-side pre-activation gradients) and dua (hidden-side) (T, B, 3H);
-    on exit carry holds dL/dh0. tmp is a (B, H) buffer.
+    on exit carry holds dL/dh0.
     """
     T, B, H3 = gates.shape
     H = H3 // 3
@@ -325,8 +279,4 @@ def gru_backward_scan(
         if truncate > 0 and t > 0 and t % truncate == 0:
             carry[:] = 0
         else:
-            if use_blas:
-                np.dot(U_, W_hh, tmp)
-                carry += tmp
-            else:
-                matmul_acc(U_, W_hh, carry, True)
+            matmul_acc(U_, W_hh, carry, True)

@@ -42,19 +42,19 @@ def assert_same(jit, ref, rtol):
 
 
 @pytest.mark.parametrize("activation", ACTS)
-@pytest.mark.parametrize("blas", [False, True])
+@pytest.mark.parametrize("numpy_loops", [False, True])
 @pytest.mark.parametrize("truncate", [None, 1, 3])
-def test_kernel_equals_reference_float64(monkeypatch, rng, activation, blas, truncate):
-    monkeypatch.setattr(functional, "BLAS_MIN_MACS", 0 if blas else 10**12)
+def test_kernel_equals_reference_float64(monkeypatch, rng, activation, numpy_loops, truncate):
+    monkeypatch.setattr(functional, "NUMPY_MIN", 0 if numpy_loops else 10**12)
     args, dhs = draw(rng, 9, 3, 4, 6, np.float64)
     args = (*args, activation)
     assert_same(*run_both(monkeypatch, args, dhs, truncate), rtol=1e-12)
 
 
 @pytest.mark.parametrize("activation", ACTS)
-@pytest.mark.parametrize("blas", [False, True])
-def test_kernel_equals_reference_float32(monkeypatch, rng, activation, blas):
-    monkeypatch.setattr(functional, "BLAS_MIN_MACS", 0 if blas else 10**12)
+@pytest.mark.parametrize("numpy_loops", [False, True])
+def test_kernel_equals_reference_float32(monkeypatch, rng, activation, numpy_loops):
+    monkeypatch.setattr(functional, "NUMPY_MIN", 0 if numpy_loops else 10**12)
     args, dhs = draw(rng, 12, 2, 3, 8, np.float32)
     jit, ref = run_both(monkeypatch, (*args, activation), dhs)
     assert jit[0].dtype == np.float32 and all(g.dtype == np.float32 for g in jit[1].values())
@@ -69,18 +69,18 @@ def test_kernel_equals_reference_float32(monkeypatch, rng, activation, blas):
     activation=st.sampled_from(ACTS),
     bias=st.booleans(),
     h0=st.booleans(),
-    blas=st.booleans(),
+    numpy_loops=st.booleans(),
     seed=st.integers(0, 2**16),
 )
-def test_kernel_equals_reference_any_shape(monkeypatch, T, B, I, H, activation, bias, h0, blas, seed):
-    monkeypatch.setattr(functional, "BLAS_MIN_MACS", 0 if blas else 10**12)
+def test_kernel_equals_reference_any_shape(monkeypatch, T, B, I, H, activation, bias, h0, numpy_loops, seed):
+    monkeypatch.setattr(functional, "NUMPY_MIN", 0 if numpy_loops else 10**12)
     args, dhs = draw(np.random.default_rng(seed), T, B, I, H, np.float64, bias, h0, scale=1.5)
     assert_same(*run_both(monkeypatch, (*args, activation), dhs), rtol=1e-12)
 
 
-def test_blas_threshold_picks_by_work():
-    assert not functional.use_blas(1, 32)
-    assert functional.use_blas(64, 256)
+def test_path_threshold_picks_by_work():
+    assert not functional.use_numpy(1, 32)
+    assert functional.use_numpy(64, 256)
 
 
 def test_kernels_handle_non_contiguous_inputs(rng):

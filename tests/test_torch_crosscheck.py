@@ -84,8 +84,8 @@ def test_outputs_and_gradients_equal_torch(path, rng, cell, activation, layers, 
                 assert relative_error(g[f"b_hh_l{k}"], getattr(net, f"bias_hh_l{k}").grad.numpy()) < TOL
 
 
-def test_functional_equals_torch_at_a_blas_sized_shape(rng):
-    """A shape large enough that the kernel takes its BLAS branch."""
+def test_functional_equals_torch_at_a_large_shape(rng):
+    """A shape large enough for the NumPy loops (loops.py)."""
     T, B, I, H = 20, 32, 16, 64
     X = rng.standard_normal((T, B, I))
     W_xh, W_hh, b = rng.standard_normal((H, I)) / 4, rng.standard_normal((H, H)) / 8, rng.standard_normal(H)
@@ -108,11 +108,11 @@ def test_functional_equals_torch_at_a_blas_sized_shape(rng):
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_models_equal_torch_at_blas_sized_shapes(rng, cell):
+def test_models_equal_torch_at_numpy_loop_sized_shapes(rng, cell):
     from minirnn import functional
 
     T, B, I, H = 12, 32, 8, 64
-    assert functional.use_blas(B, H)
+    assert functional.use_numpy(B, H)
     model = mr.RNN(I, H, cell=cell, seed=0)
     X = rng.standard_normal((T, B, I))
     G = rng.standard_normal((T, B, H))

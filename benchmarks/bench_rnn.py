@@ -1,0 +1,312 @@
+"""Forward + full BPTT, minirnn beside PyTorch, JAX and a plain NumPy loop, in one run.
+
+For each cell (vanilla tanh, LSTM, GRU), shape (T, B, I, H) and dtype, every contender computes
+the hidden states for X (T, B, I), then the gradients of L = sum(h * G) for a fixed random G
+with respect to every weight and to X. Before anything is timed, each contender's gradients
+are checked against minirnn's (float64: 1e-10 relative). Timings are medians of at least 7
+runs after a warm-up; ratios are against the fastest framework in the same run, and against the
+machine's GEMM lower bound (forward + backward FLOPs / peak GEMM FLOP/s measured here).
+
+Run: ``make bench`` (or ``python benchmarks/bench_rnn.py [--quick] [--cells rnn,lstm]``).
+Missing optional contenders (torch, jax) are reported as skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import minirnn as mr
+from minirnn.gradcheck import relative_error
+
+SHAPES = [(1000, 1, 1, 32), (100, 1, 32, 64), (100, 32, 32, 128), (200, 64, 128, 256), (50, 128, 512, 512)]
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def median_time(fn, repeats: int, min_total: float = 0.2) -> float:
+    fn()
+    fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < repeats or (time.perf_counter() - start < min_total and len(times) < 50):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def gemm_peak(dtype: np.dtype) -> float:
+    """FLOP/s of numpy's GEMM on this machine (median of a few 1024^3 products)."""
+    n = 1024
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
+    b = a.T.copy()
+    c = np.empty_like(a)
+    t = median_time(lambda: np.matmul(a, b, out=c), 5)
+    return 2 * n**3 / t
+
+
+def lower_bound_flops(cell: str, T: int, B: int, I: int, H: int) -> float:
+    G = GATES[cell]
+    return 3 * T * (2 * B * I * G * H + 2 * B * H * G * H)
+
+
+def make_case(cell: str, T: int, B: int, I: int, H: int, dtype: np.dtype, seed: int = 0):
+    model = mr.RNN(I, H, cell=cell, dtype=dtype, seed=seed, bias=True)
+    rng = np.random.default_rng(seed + 1)
+    X = rng.standard_normal((T, B, I)).astype(dtype)
+    G = rng.standard_normal((T, B, H)).astype(dtype)
+    return model, X, G
+
+
+def ours(model, X, G):
+    def run():
+        out, cache = model.forward(X)
+        return out, model.backward(G, cache)
+
+    return run
+
+
+def numpy_loop(model, X, G):
+    """The plain NumPy reference (cells.py, a Python loop over steps): MINIRNN_JIT=0."""
+
+    def run():
+        old = os.environ.get("MINIRNN_JIT")
+        os.environ["MINIRNN_JIT"] = "0"
+        try:
+            out, cache = model.forward(X)
+            return out, model.backward(G, cache)
+        finally:
+            if old is None:
+                del os.environ["MINIRNN_JIT"]
+            else:
+                os.environ["MINIRNN_JIT"] = old
+
+    return run
+
+
+def torch_contender(model, X, G, threads: int):
+    import torch
+
+    torch.set_num_threads(threads)
+    kind = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[model.cell]
+    tdtype = torch.float64 if model.dtype == np.float64 else torch.float32
+    net = kind(model.input_size, model.hidden_size, dtype=tdtype)
+    with torch.no_grad():
+        p = model.params
+        net.weight_ih_l0.copy_(torch.from_numpy(p["W_xh_l0"]))
+        net.weight_hh_l0.copy_(torch.from_numpy(p["W_hh_l0"]))
+        net.bias_ih_l0.copy_(torch.from_numpy(p["b_h_l0"]))
+        if model.cell == "gru":
+            net.bias_hh_l0.copy_(torch.from_numpy(p["b_hh_l0"]))
+        else:
+            net.bias_hh_l0.zero_()
+    Xt = torch.from_numpy(X)
+    Gt = torch.from_numpy(G)
+
+    def run():
+        x = Xt.detach().requires_grad_(True)
+        for prm in net.parameters():
+            prm.grad = None
+        out, _ = net(x)
+        (out * Gt).sum().backward()
+        return out.detach().numpy(), {
+            "W_xh_l0": net.weight_ih_l0.grad.numpy(),
+            "W_hh_l0": net.weight_hh_l0.grad.numpy(),
+            "X": x.grad.numpy(),
+        }
+
+    return run
+
+
+def jax_contender(model, X, G):
+    import jax
+    import jax.numpy as jnp
+
+    if model.dtype == np.float64:
+        jax.config.update("jax_enable_x64", True)
+    p = {k: jnp.asarray(v) for k, v in model.params.items()}
+    H = model.hidden_size
+    cell = model.cell
+
+    def step(params, carry, x):
+        W, U = params["W_xh_l0"], params["W_hh_l0"]
+        b = params["b_h_l0"]
+        if cell == "rnn":
+            h = jnp.tanh(x @ W.T + carry @ U.T + b)
+            return h, h
+        if cell == "lstm":
+            h, c = carry
+            a = x @ W.T + h @ U.T + b
+            i, f, g, o = (
+                jax.nn.sigmoid(a[:, :H]),
+                jax.nn.sigmoid(a[:, H : 2 * H]),
+                jnp.tanh(a[:, 2 * H : 3 * H]),
+                jax.nn.sigmoid(a[:, 3 * H :]),
+            )
+            c = f * c + i * g
+            h = o * jnp.tanh(c)
+            return (h, c), h
+        xa = x @ W.T + b
+        ua = carry @ U.T + params["b_hh_l0"]
+        r = jax.nn.sigmoid(xa[:, :H] + ua[:, :H])
+        z = jax.nn.sigmoid(xa[:, H : 2 * H] + ua[:, H : 2 * H])
+        n = jnp.tanh(xa[:, 2 * H :] + r * ua[:, 2 * H :])
+        h = (1 - z) * n + z * carry
+        return h, h
+
+    B = X.shape[1]
+
+    def loss(params, x):
+        h0 = jnp.zeros((B, H), x.dtype)
+        carry = (h0, h0) if cell == "lstm" else h0
+        _, hs = jax.lax.scan(lambda c, xt: step(params, c, xt), carry, x)
+        return jnp.sum(hs * G), hs
+
+    grad = jax.jit(jax.grad(loss, argnums=(0, 1), has_aux=True))
+    Xj = jnp.asarray(X)
+
+    def run():
+        (gp, gx), hs = grad(p, Xj)
+        hs.block_until_ready()
+        return np.asarray(hs), {
+            "W_xh_l0": np.asarray(gp["W_xh_l0"]),
+            "W_hh_l0": np.asarray(gp["W_hh_l0"]),
+            "X": np.asarray(gx),
+        }
+
+    return run
+
+
+def check(reference, result, tol: float) -> float:
+    hs_r, g_r = reference
+    hs, g = result
+    errs = [relative_error(hs.astype(np.float64), hs_r.astype(np.float64))]
+    errs += [
+        relative_error(g[k].astype(np.float64), g_r[k].astype(np.float64))
+        for k in ("W_xh_l0", "W_hh_l0", "X")
+    ]
+    return max(errs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and only the three smaller shapes")
+    ap.add_argument("--cells", default="rnn,lstm,gru")
+    ap.add_argument("--dtypes", default="float64,float32")
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    shapes = SHAPES[:3] if args.quick else SHAPES
+    repeats = 3 if args.quick else max(7, args.repeats)
+    contenders = ["minirnn", "torch (2 threads)", "torch (1 thread)", "jax", "numpy loop"]
+    try:
+        import torch
+
+        have_torch = True
+    except ImportError:
+        have_torch = False
+    try:
+        import jax  # noqa: F401
+
+        have_jax = True
+    except ImportError:
+        have_jax = False
+
+    rows = []
+    peaks = {}
+    for dtn in args.dtypes.split(","):
+        dtype = np.dtype(dtn)
+        peaks[dtn] = gemm_peak(dtype)
+        tol = 1e-10 if dtype == np.float64 else 1e-4
+        for cell in args.cells.split(","):
+            for T, B, I, H in shapes:
+                model, X, G = make_case(cell, T, B, I, H, dtype)
+                runners = {"minirnn": ours(model, X, G), "numpy loop": numpy_loop(model, X, G)}
+                if have_torch:
+                    runners["torch (2 threads)"] = torch_contender(model, X, G, 2)
+                    runners["torch (1 thread)"] = torch_contender(model, X, G, 1)
+                if have_jax:
+                    runners["jax"] = jax_contender(model, X, G)
+                ref = runners["minirnn"]()
+                row = {"cell": cell, "dtype": dtn, "shape": [T, B, I, H], "ms": {}, "error": {}}
+                for name in contenders:
+                    if name not in runners:
+                        row["ms"][name] = None
+                        continue
+                    if name.startswith("torch"):
+                        import torch
+
+                        torch.set_num_threads(int(name.split("(")[1][0]))
+                    err = check(ref, runners[name](), tol) if name != "minirnn" else 0.0
+                    row["error"][name] = err
+                    if err > tol:
+                        raise SystemExit(
+                            f"{name} disagrees with minirnn on {cell} {(T, B, I, H)} {dtn}: {err:.2e} > {tol}"
+                        )
+                    row["ms"][name] = 1e3 * median_time(runners[name], repeats)
+                bound = lower_bound_flops(cell, T, B, I, H) / peaks[dtn]
+                row["lower_bound_ms"] = 1e3 * bound
+                frameworks = [
+                    row["ms"][n] for n in ("torch (2 threads)", "torch (1 thread)", "jax") if row["ms"].get(n)
+                ]
+                row["best_framework_ms"] = min(frameworks) if frameworks else None
+                row["ratio_to_best_framework"] = (
+                    row["ms"]["minirnn"] / row["best_framework_ms"] if frameworks else None
+                )
+                row["ratio_to_bound"] = row["ms"]["minirnn"] / row["lower_bound_ms"]
+                rows.append(row)
+                print(format_row(row), flush=True)
+    result = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}",
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "gemm_gflops": {k: v / 1e9 for k, v in peaks.items()},
+        "skipped": [n for n, ok in (("torch", have_torch), ("jax", have_jax)) if not ok],
+        "rows": rows,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    print("\nGEMM peak: " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in result["gemm_gflops"].items()))
+    if result["skipped"]:
+        print("skipped (not installed): " + ", ".join(result["skipped"]))
+    wins = sum(
+        1 for r in rows if r["ratio_to_best_framework"] is not None and r["ratio_to_best_framework"] <= 1
+    )
+    comparable = sum(1 for r in rows if r["ratio_to_best_framework"] is not None)
+    print(
+        f"minirnn at most the fastest framework's time on {wins} of {comparable} rows; table in {args.out / 'results.json'}"
+    )
+    return 0
+
+
+def format_row(row: dict) -> str:
+    ms = row["ms"]
+
+    def f(x):
+        return f"{x:9.2f}" if x is not None else "     skip"
+
+    head = f"{row['cell']:<5}{row['dtype']:<8}{tuple(row['shape'])!s:<22}"
+    cols = " ".join(
+        f(ms.get(n)) for n in ("minirnn", "torch (2 threads)", "torch (1 thread)", "jax", "numpy loop")
+    )
+    ratio = row["ratio_to_best_framework"]
+    return head + cols + f" {f(row['lower_bound_ms'])}  x{ratio:.2f} best" if ratio else head + cols
+
+
+if __name__ == "__main__":
+    print(
+        f"{'cell':<5}{'dtype':<8}{'(T, B, I, H)':<22}{'minirnn':>9} {'torch2':>9} {'torch1':>9} {'jax':>9} {'numpy':>9} {'bound':>9}  (ms)"
+    )
+    sys.exit(main())
