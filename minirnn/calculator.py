@@ -153,7 +153,8 @@ def _risk(model: RNN, T: int, seed: int) -> dict[str, Any]:
 
 def _time_per_sequence(model: RNN, T: int, B: int, truncate: int | None, seed: int) -> float:
     """Seconds for one forward + BPTT over a (T, B) batch, from a short micro-benchmark on a
-    shorter sequence scaled linearly in T (the work per step is constant)."""
+    shorter sequence scaled linearly in T (the work per step is constant). The best of five
+    runs: the machine's undisturbed speed, not whatever else it was doing at that moment."""
     Tb = max(1, min(T, 64))
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((Tb, B, model.input_size)).astype(model.dtype)
@@ -171,7 +172,7 @@ def _time_per_sequence(model: RNN, T: int, B: int, truncate: int | None, seed: i
         t0 = time.perf_counter()
         once()
         times.append(time.perf_counter() - t0)
-    return float(np.median(times)) * T / Tb
+    return float(np.min(times)) * T / Tb
 
 
 def _model_from_weights(path: str | Path) -> RNN:
@@ -328,7 +329,7 @@ def measure(
     model: RNN, seq_len: int, batch_size: int, truncate: int | None = None, loss: str = "mse", seed: int = 0
 ) -> dict[str, float]:
     """Run one real forward + BPTT pass: peak memory (tracemalloc; inputs allocated before) and
-    seconds per sequence (median of 5 after a warm-up)."""
+    seconds per sequence (best of 5 after a warm-up, as the estimate)."""
     rng = np.random.default_rng(seed)
     T, B = seq_len, batch_size
     X = rng.standard_normal((T, B, model.input_size)).astype(model.dtype)
@@ -356,7 +357,7 @@ def measure(
         t0 = time.perf_counter()
         once()
         times.append(time.perf_counter() - t0)
-    return {"peak_bytes": float(peak), "seconds_per_sequence": float(np.median(times))}
+    return {"peak_bytes": float(peak), "seconds_per_sequence": float(np.min(times))}
 
 
 def human_bytes(n: float) -> str:
