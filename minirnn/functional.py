@@ -31,15 +31,15 @@ from .cells import (
     rnn_step_forward,
 )
 
-# From this many gate pre-activations per step (B * gates * H) the NumPy loops (threaded BLAS,
-# vectorised tanh/exp, a few microseconds of Python per step) beat the compiled numba loop
-# (no per-step overhead, but scalar transcendentals and a hand-written product).
-NUMPY_MIN = 512
+# From this many multiply-adds in the recurrent product per step (B * G*H * H) the stepped loops
+# (NumPy's threaded GEMM, a few microseconds of Python per step) beat the compiled scans (no
+# per-step overhead, a hand-written product at a few GFLOP/s). Both share the fused steps.
+STEPPED_MIN_MACS = 32_768
 
 
-def use_numpy(B: int, GH: int) -> bool:
-    """True when a step of B rows and GH gate pre-activations goes to loops.py."""
-    return B * GH >= NUMPY_MIN
+def use_stepped(B: int, GH: int, H: int) -> bool:
+    """True when a step of B rows, GH gate pre-activations and H units goes to loops.py."""
+    return B * GH * H >= STEPPED_MIN_MACS
 
 
 @dataclass
@@ -189,7 +189,7 @@ def rnn_forward(
         h0 = np.zeros((B, H), dtype=X.dtype)
     if jit_enabled():
         hs = _input_projection(X, W_xh, b_h)
-        scan = loops.rnn_forward if use_numpy(B, H) else kernels().rnn_forward_scan
+        scan = loops.rnn_forward if use_stepped(B, H, H) else kernels().rnn_forward_scan
         scan(hs, np.ascontiguousarray(W_hh.T), h0, ACTIVATION_CODES[activation])
     else:
         hs = np.empty((T, B, H), dtype=X.dtype)
@@ -246,7 +246,7 @@ def rnn_backward(
         dh_all = np.empty_like(hs) if return_dh else None
         dh0 = np.empty((B, H), dtype=hs.dtype)
         code = ACTIVATION_CODES[cache.activation]
-        if use_numpy(B, H):
+        if use_stepped(B, H, H):
             loops.rnn_backward(dhs, hs, W_hh, code, k, da, dh_all, dh0)
         else:
             placeholder = dh_all if dh_all is not None else da[:1]
@@ -370,7 +370,7 @@ def lstm_forward(
     cs, tanh_cs = np.empty_like(hs), np.empty_like(hs)
     if jit_enabled():
         gates = _input_projection(X, W_xh, b_h)
-        scan = loops.lstm_forward if use_numpy(B, 4 * H) else kernels().lstm_forward_scan
+        scan = loops.lstm_forward if use_stepped(B, 4 * H, H) else kernels().lstm_forward_scan
         scan(gates, np.ascontiguousarray(W_hh.T), h_0, c_0, hs, cs, tanh_cs)
     else:
         gates = np.empty((T, B, 4 * H), dtype=X.dtype)
@@ -417,7 +417,7 @@ def lstm_backward(
         da = np.empty_like(cache.gates)
         dh0, dc0 = np.empty((B, H), dtype=hs.dtype), dc_init
         args = (dhs, cache.gates, cache.cs, cache.tanh_cs, cache.c0, W_hh, k, da)
-        if use_numpy(B, 4 * H):
+        if use_stepped(B, 4 * H, H):
             loops.lstm_backward(*args, dh_all, dh0, dc0)
         else:
             kernels().lstm_backward_scan(*args, dh_all if dh_all is not None else hs[:1], return_dh, dh0, dc0)
@@ -525,10 +525,8 @@ def gru_forward(
             gates,
             hn,
         )
-        if use_numpy(B, 3 * H):
-            loops.gru_forward(*args)
-        else:
-            kernels().gru_forward_scan(*args, np.empty((B, 3 * H), dtype=X.dtype))
+        scan = loops.gru_forward if use_stepped(B, 3 * H, H) else kernels().gru_forward_scan
+        scan(*args, np.empty((B, 3 * H), dtype=X.dtype))
     else:
         h = h_0
         for t in range(T):
@@ -563,7 +561,7 @@ def gru_backward(
     if jit_enabled():
         dh0 = np.empty((B, H), dtype=hs.dtype)
         args = (dhs, hs, cache.h0, cache.gates, cache.hn, W_hh, k, dxa, dua)
-        if use_numpy(B, 3 * H):
+        if use_stepped(B, 3 * H, H):
             loops.gru_backward(*args, dh_all, dh0)
         else:
             kernels().gru_backward_scan(*args, dh_all if dh_all is not None else hs[:1], return_dh, dh0)

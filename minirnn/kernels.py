@@ -1,14 +1,22 @@
-"""numba time loops: the only code that runs once per time step.
+"""numba code that runs once per time step: fused elementwise steps and whole time loops.
 
-Each kernel takes only arrays and scalars (validation and allocation happen in functional.py)
-and computes exactly what cells.py computes, in place, with no allocation inside the loop.
+Each function takes only arrays and scalars (validation and allocation happen in
+functional.py) and computes exactly what cells.py computes, in place, with no allocation.
 The input projection and the weight gradients are whole-sequence GEMMs done by the caller;
-only the recurrent product h_{t-1} W_hh^T and the fused elementwise work live here.
+what is here is the recurrent product h_{t-1} W_hh^T and the fused elementwise work.
 
-These kernels serve the small shapes, where a step is a few hundred operations and the cost
-of leaving compiled code once per step would dominate: the whole loop stays compiled and the
-recurrent product is a hand-written loop (a BLAS call costs more than it saves there, and
-numba's BLAS is a second library beside NumPy's). Large shapes go to loops.py.
+Two ways to walk the time axis share the same step functions (``*_forward_step``,
+``*_backward_step``, one fused pass over a (B, H) step):
+
+* ``*_scan``: the whole loop compiled, the recurrent product a hand-written loop; for small
+  steps, where leaving compiled code once per step would cost more than the step;
+* loops.py: a Python loop calling NumPy's threaded GEMM and then the same compiled step; for
+  large steps, where the GEMM dominates.
+
+numba's tanh and exp are scalar libm calls (~15-20 ns each) that stop LLVM from vectorising a
+loop, so this module has its own ``tanh_``, ``sigmoid_`` and ``exp_pos_``: straight-line
+arithmetic that vectorises (~2 ns per element) and agrees with NumPy to a few units in the last
+place (tested over wide grids).
 
 Activation codes (cells.ACTIVATION_CODES): 0 tanh, 1 relu, 2 sigmoid, 3 linear.
 """
@@ -19,28 +27,105 @@ import numpy as np
 
 from ._jit import njit
 
+# ---------------------------------------------------------------------------------------------
+# vectorisable elementary functions
+# ---------------------------------------------------------------------------------------------
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # ln 2 split in two (Cody & Waite): k * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10
+# Cephes' rational approximation of tanh on |x| < 0.625
+_P0, _P1, _P2 = -9.64399179425052238628e-1, -9.92877231001918586564e1, -1.61468768441708447952e3
+_Q0, _Q1, _Q2 = 1.12811678491632931402e2, 2.23548839060100448583e3, 4.84406305325125486048e3
+
+
+@njit(inline="always")
+def exp_pos_(y):
+    """e^y for 0 <= y <= 709, in float64 without calls: y = k ln2 + r with |r| <= ln2/2,
+    e^r by its Taylor polynomial to degree 13 (truncation < 1e-17), and 2^k as a product of
+    exact powers 2^512, 2^256, ..., 2 picked by comparisons (selects, which vectorise)."""
+    k = np.floor(y * _LOG2E + 0.5)
+    r = (y - k * _LN2_HI) - k * _LN2_LO
+    p = 1.0 / 6227020800.0
+    p = p * r + 1.0 / 479001600.0
+    p = p * r + 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    t = k >= 512.0
+    p = p * (1.3407807929942597e154 if t else 1.0)
+    k = k - (512.0 if t else 0.0)
+    t = k >= 256.0
+    p = p * (1.157920892373162e77 if t else 1.0)
+    k = k - (256.0 if t else 0.0)
+    t = k >= 128.0
+    p = p * (3.402823669209385e38 if t else 1.0)
+    k = k - (128.0 if t else 0.0)
+    t = k >= 64.0
+    p = p * (1.8446744073709552e19 if t else 1.0)
+    k = k - (64.0 if t else 0.0)
+    t = k >= 32.0
+    p = p * (4294967296.0 if t else 1.0)
+    k = k - (32.0 if t else 0.0)
+    t = k >= 16.0
+    p = p * (65536.0 if t else 1.0)
+    k = k - (16.0 if t else 0.0)
+    t = k >= 8.0
+    p = p * (256.0 if t else 1.0)
+    k = k - (8.0 if t else 0.0)
+    t = k >= 4.0
+    p = p * (16.0 if t else 1.0)
+    k = k - (4.0 if t else 0.0)
+    t = k >= 2.0
+    p = p * (4.0 if t else 1.0)
+    k = k - (2.0 if t else 0.0)
+    t = k >= 1.0
+    p = p * (2.0 if t else 1.0)
+    return p
+
+
+@njit(inline="always")
+def tanh_(x):
+    """tanh(x): Cephes' rational form for |x| < 0.625, else sign(x) (1 - 2 / (e^{2|x|} + 1))."""
+    ax = abs(x)
+    z = x * x
+    small = x + x * z * ((_P0 * z + _P1) * z + _P2) / (((z + _Q0) * z + _Q1) * z + _Q2)
+    s = exp_pos_(2.0 * min(ax, 19.5))  # beyond 19.5 tanh is +-1 in float64
+    big = 1.0 - 2.0 / (s + 1.0)
+    big = big if x >= 0 else -big
+    return small if ax < 0.625 else big
+
+
+@njit(inline="always")
+def sigmoid_(x):
+    """1 / (1 + e^{-x}) as the stable split of cells.sigmoid, with s = e^{|x|}:
+    s / (s + 1) for x >= 0 and 1 / (s + 1) below (no overflow, no cancellation)."""
+    s = exp_pos_(min(abs(x), 708.0))
+    return (s if x >= 0 else 1.0) / (s + 1.0)
+
 
 @njit
 def activate_inplace(a, code):
-    """a <- f(a) elementwise on a C-contiguous 2-D array (the rows of one time step)."""
+    """a <- f(a) elementwise on a C-contiguous array (the rows of one time step)."""
     flat = a.reshape(-1)
     n = flat.size
     if code == 0:
         for i in range(n):
-            flat[i] = np.tanh(flat[i])
+            flat[i] = tanh_(flat[i])
     elif code == 1:
         for i in range(n):
-            if flat[i] < 0:
-                flat[i] = 0
+            flat[i] = flat[i] if flat[i] > 0 else 0
     elif code == 2:
         for i in range(n):
-            v = flat[i]
-            # the same stable split as cells.sigmoid: exp of a non-positive number only
-            if v >= 0:
-                flat[i] = 1 / (1 + np.exp(-v))
-            else:
-                e = np.exp(v)
-                flat[i] = e / (1 + e)
+            flat[i] = sigmoid_(flat[i])
 
 
 @njit
@@ -86,18 +171,43 @@ def matmul_acc(A, M, out, accumulate):
 
 
 @njit
+def zero(a):
+    f = a.reshape(-1)
+    for i in range(f.size):
+        f[i] = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# vanilla cell
+# ---------------------------------------------------------------------------------------------
+
+
+@njit
+def rnn_backward_step(dhs_t, carry, h_t, code, da_t, dh_total_t, keep_dh):
+    """g = dhs_t + carry (kept in dh_total_t if asked), da_t = g f'(a_t), in one pass."""
+    gf, cf = dhs_t.reshape(-1), carry.reshape(-1)
+    if keep_dh:
+        tf = dh_total_t.reshape(-1)
+        for i in range(gf.size):
+            tf[i] = gf[i] + cf[i]
+        backprop_activation(dh_total_t, h_t, code, da_t)
+    else:
+        for i in range(gf.size):
+            cf[i] += gf[i]  # the carry buffer holds g_t until the product overwrites it
+        backprop_activation(carry, h_t, code, da_t)
+
+
+@njit
 def rnn_forward_scan(hs, W_hhT, h0, code):
     """In place over the time loop: hs[t] <- f(hs[t] + h_{t-1} W_hh^T), h_{-1} = h0.
 
     On entry hs holds the input projection X W_xh^T + b_h for every step (T, B, H);
     on exit it holds the hidden states. W_hhT is W_hh transposed, C-contiguous (H, H).
     """
-    T = hs.shape[0]
-    for t in range(T):
+    for t in range(hs.shape[0]):
         h_prev = h0 if t == 0 else hs[t - 1]
-        a = hs[t]
-        matmul_acc(h_prev, W_hhT, a, True)
-        activate_inplace(a, code)
+        matmul_acc(h_prev, W_hhT, hs[t], True)
+        activate_inplace(hs[t], code)
 
 
 @njit
@@ -112,36 +222,82 @@ def rnn_backward_scan(dhs, hs, W_hh, code, truncate, da, dh_total, keep_dh, carr
     only within blocks [0, k), [k, 2k), ..., exactly as if h were detached every k steps.
     On exit carry holds dL/dh0 (the first block always reaches h0). If keep_dh, dh_total[t] = g_t.
     """
-    T = dhs.shape[0]
-    cf = carry.reshape(-1)
-    for i in range(cf.size):
-        cf[i] = 0
-    for t in range(T - 1, -1, -1):
-        gf = dhs[t].reshape(-1)
-        if keep_dh:
-            gt = dh_total[t].reshape(-1)
-            for i in range(gt.size):
-                gt[i] = gf[i] + cf[i]
-            backprop_activation(dh_total[t], hs[t], code, da[t])
-        else:
-            # reuse the carry buffer for g_t: carry <- dhs[t] + carry
-            for i in range(cf.size):
-                cf[i] += gf[i]
-            backprop_activation(carry, hs[t], code, da[t])
+    zero(carry)
+    for t in range(dhs.shape[0] - 1, -1, -1):
+        rnn_backward_step(dhs[t], carry, hs[t], code, da[t], dh_total[t if keep_dh else 0], keep_dh)
         if truncate > 0 and t > 0 and t % truncate == 0:
-            for i in range(cf.size):
-                cf[i] = 0
+            zero(carry)
         else:
             matmul_acc(da[t], W_hh, carry, False)
 
 
+# ---------------------------------------------------------------------------------------------
+# LSTM
+# ---------------------------------------------------------------------------------------------
+
+
 @njit
-def sigmoid(v):
-    """The stable logistic of cells.sigmoid, for one scalar."""
-    if v >= 0:
-        return 1 / (1 + np.exp(-v))
-    e = np.exp(v)
-    return e / (1 + e)
+def apply_range(a, start, stop, code):
+    """f in place on columns [start, stop) of every row of a (B, N), code 0 tanh or 2 sigmoid.
+
+    Each inner loop touches one contiguous slice and the branch sits outside the loops, which is
+    what LLVM needs to vectorise the transcendental arithmetic.
+    """
+    if code == 0:
+        for b in range(a.shape[0]):
+            row = a[b, start:stop]
+            for j in range(row.size):
+                row[j] = tanh_(row[j])
+    else:
+        for b in range(a.shape[0]):
+            row = a[b, start:stop]
+            for j in range(row.size):
+                row[j] = sigmoid_(row[j])
+
+
+@njit
+def lstm_forward_step(a, c_prev, c_t, tc_t, h_t):
+    """Gates a (B, 4H) = i, f, g, o pre-activations -> activations (in place);
+    c_t = f c_prev + i g, tc_t = tanh(c_t), h_t = o tc_t. In passes that each vectorise."""
+    B, H = c_t.shape
+    apply_range(a, 0, 2 * H, 2)  # i, f
+    apply_range(a, 2 * H, 3 * H, 0)  # g
+    apply_range(a, 3 * H, 4 * H, 2)  # o
+    for b in range(B):
+        for j in range(H):
+            c = a[b, H + j] * c_prev[b, j] + a[b, j] * a[b, 2 * H + j]
+            c_t[b, j] = c
+            tc_t[b, j] = c
+    apply_range(tc_t, 0, H, 0)
+    for b in range(B):
+        for j in range(H):
+            h_t[b, j] = a[b, 3 * H + j] * tc_t[b, j]
+
+
+@njit
+def lstm_backward_step(dhs_t, dh, dc, G, tc_t, c_prev, A, dh_total_t, keep_dh):
+    """The elementwise part of one LSTM backward step, fused in one pass::
+
+    g_h = dhs_t + dh;  d_c = dc + g_h o (1 - tanh(c)^2)
+    A = [d_c g i(1-i), d_c c_prev f(1-f), d_c i (1-g^2), g_h tanh(c) o(1-o)];  dc <- d_c f
+    """
+    B, H = dh.shape
+    for b in range(B):
+        for j in range(H):
+            g_h = dhs_t[b, j] + dh[b, j]
+            if keep_dh:
+                dh_total_t[b, j] = g_h
+            i = G[b, j]
+            f = G[b, H + j]
+            g = G[b, 2 * H + j]
+            o = G[b, 3 * H + j]
+            tc = tc_t[b, j]
+            d_c = dc[b, j] + g_h * o * (1 - tc * tc)
+            A[b, j] = d_c * g * i * (1 - i)
+            A[b, H + j] = d_c * c_prev[b, j] * f * (1 - f)
+            A[b, 2 * H + j] = d_c * i * (1 - g * g)
+            A[b, 3 * H + j] = g_h * tc * o * (1 - o)
+            dc[b, j] = d_c * f
 
 
 @njit
@@ -151,28 +307,11 @@ def lstm_forward_scan(gates, W_hhT, h0, c0, hs, cs, tcs):
     gates (T, B, 4H) holds the input projection on entry and i, f, g, o on exit;
     hs, cs, tcs (T, B, H) receive h_t, c_t and tanh(c_t). W_hhT is (H, 4H) C-contiguous.
     """
-    T, B, H4 = gates.shape
-    H = H4 // 4
-    for t in range(T):
+    for t in range(gates.shape[0]):
         h_prev = h0 if t == 0 else hs[t - 1]
         c_prev = c0 if t == 0 else cs[t - 1]
-        a = gates[t]
-        matmul_acc(h_prev, W_hhT, a, True)
-        for b in range(B):
-            for j in range(H):
-                i = sigmoid(a[b, j])
-                f = sigmoid(a[b, H + j])
-                g = np.tanh(a[b, 2 * H + j])
-                o = sigmoid(a[b, 3 * H + j])
-                a[b, j] = i
-                a[b, H + j] = f
-                a[b, 2 * H + j] = g
-                a[b, 3 * H + j] = o
-                c = f * c_prev[b, j] + i * g
-                tc = np.tanh(c)
-                cs[t, b, j] = c
-                tcs[t, b, j] = tc
-                hs[t, b, j] = o * tc
+        matmul_acc(h_prev, W_hhT, gates[t], True)
+        lstm_forward_step(gates[t], c_prev, cs[t], tcs[t], hs[t])
 
 
 @njit
@@ -183,65 +322,88 @@ def lstm_backward_scan(dhs, gates, cs, tcs, c0, W_hh, truncate, da, dh_total, ke
     final cell state (zeros if none); on exit dh0 and dc0 hold dL/dh0 and dL/dc0. Truncation
     cuts both carries at every t % truncate == 0, t > 0.
     """
-    T, B, H4 = gates.shape
-    H = H4 // 4
-    dh = dh0  # the h carry lives in dh0's buffer, the c carry in dc0's
-    dc = dc0  # enters holding dL/dc_T from beyond the sequence (zeros if none)
-    dh[:] = 0
-    for t in range(T - 1, -1, -1):
-        G = gates[t]
-        A = da[t]
-        for b in range(B):
-            for j in range(H):
-                g_h = dhs[t, b, j] + dh[b, j]
-                if keep_dh:
-                    dh_total[t, b, j] = g_h
-                i = G[b, j]
-                f = G[b, H + j]
-                g = G[b, 2 * H + j]
-                o = G[b, 3 * H + j]
-                tc = tcs[t, b, j]
-                c_prev = c0[b, j] if t == 0 else cs[t - 1, b, j]
-                d_c = dc[b, j] + g_h * o * (1 - tc * tc)
-                A[b, j] = d_c * g * i * (1 - i)
-                A[b, H + j] = d_c * c_prev * f * (1 - f)
-                A[b, 2 * H + j] = d_c * i * (1 - g * g)
-                A[b, 3 * H + j] = g_h * tc * o * (1 - o)
-                dc[b, j] = d_c * f
+    zero(dh0)  # the h carry lives in dh0's buffer, the c carry in dc0's
+    for t in range(dhs.shape[0] - 1, -1, -1):
+        c_prev = c0 if t == 0 else cs[t - 1]
+        lstm_backward_step(
+            dhs[t], dh0, dc0, gates[t], tcs[t], c_prev, da[t], dh_total[t if keep_dh else 0], keep_dh
+        )
         if truncate > 0 and t > 0 and t % truncate == 0:
-            dh[:] = 0
-            dc[:] = 0
+            zero(dh0)
+            zero(dc0)
         else:
-            matmul_acc(A, W_hh, dh, False)
+            matmul_acc(da[t], W_hh, dh0, False)
+
+
+# ---------------------------------------------------------------------------------------------
+# GRU
+# ---------------------------------------------------------------------------------------------
 
 
 @njit
-def gru_forward_scan(xa, W_hhT, b_hh, h0, hs, gates, hn, tmp):
+def gru_forward_step(xa_t, u, b_hh, h_prev, G, hn_t, h_t):
+    """Given u = h_prev W_hh^T (B, 3H) without its bias, in passes that each vectorise::
+
+    r = sigmoid(x_r + u_r + b_r), z = sigmoid(x_z + u_z + b_z), u_n = u_n + b_n,
+    n = tanh(x_n + r u_n), h_t = (1 - z) n + z h_prev;  G <- (r, z, n), hn_t <- u_n
+    """
+    B, H = h_t.shape
+    for b in range(B):
+        for j in range(2 * H):
+            G[b, j] = xa_t[b, j] + (u[b, j] + b_hh[j])
+    apply_range(G, 0, 2 * H, 2)
+    for b in range(B):
+        for j in range(H):
+            u_n = u[b, 2 * H + j] + b_hh[2 * H + j]
+            hn_t[b, j] = u_n
+            G[b, 2 * H + j] = xa_t[b, 2 * H + j] + G[b, j] * u_n
+    apply_range(G, 2 * H, 3 * H, 0)
+    for b in range(B):
+        for j in range(H):
+            z = G[b, H + j]
+            h_t[b, j] = (1 - z) * G[b, 2 * H + j] + z * h_prev[b, j]
+
+
+@njit
+def gru_backward_step(dhs_t, carry, G, hn_t, h_prev, Xa, Ua, dh_total_t, keep_dh):
+    """The elementwise part of one GRU backward step, fused in one pass::
+
+    g_h = dhs_t + carry;  da_n = g_h (1-z)(1-n^2);  da_r = da_n u_n r(1-r)
+    da_z = g_h (h_prev - n) z(1-z);  Xa = [da_r, da_z, da_n];  Ua = [da_r, da_z, da_n r]
+    carry <- g_h z   (the direct path h_{t-1} -> h_t; the caller adds Ua W_hh)
+    """
+    B, H = carry.shape
+    for b in range(B):
+        for j in range(H):
+            g_h = dhs_t[b, j] + carry[b, j]
+            if keep_dh:
+                dh_total_t[b, j] = g_h
+            r = G[b, j]
+            z = G[b, H + j]
+            n = G[b, 2 * H + j]
+            dan = g_h * (1 - z) * (1 - n * n)
+            dar = dan * hn_t[b, j] * r * (1 - r)
+            daz = g_h * (h_prev[b, j] - n) * z * (1 - z)
+            Xa[b, j] = dar
+            Xa[b, H + j] = daz
+            Xa[b, 2 * H + j] = dan
+            Ua[b, j] = dar
+            Ua[b, H + j] = daz
+            Ua[b, 2 * H + j] = dan * r
+            carry[b, j] = g_h * z
+
+
+@njit
+def gru_forward_scan(xa, W_hhT, b_hh, h0, hs, gates, hn, u):
     """GRU time loop (cells.gru_step_forward).
 
     xa (T, B, 3H): input projection plus b_h; b_hh (3H,); writes hs (T, B, H), gates (T, B, 3H)
-    = r, z, n and hn (T, B, H) = h_{t-1} W_hn^T + b_hn. tmp is a (B, 3H) buffer.
+    = r, z, n and hn (T, B, H) = h_{t-1} W_hn^T + b_hn. u is a (B, 3H) work buffer.
     """
-    T, B, H3 = xa.shape
-    H = H3 // 3
-    for t in range(T):
+    for t in range(xa.shape[0]):
         h_prev = h0 if t == 0 else hs[t - 1]
-        # u = h_prev W_hh^T + b_hh, into tmp
-        matmul_acc(h_prev, W_hhT, tmp, False)
-        for b in range(B):
-            for k in range(H3):
-                tmp[b, k] += b_hh[k]
-        for b in range(B):
-            for j in range(H):
-                r = sigmoid(xa[t, b, j] + tmp[b, j])
-                z = sigmoid(xa[t, b, H + j] + tmp[b, H + j])
-                u_n = tmp[b, 2 * H + j]
-                n = np.tanh(xa[t, b, 2 * H + j] + r * u_n)
-                gates[t, b, j] = r
-                gates[t, b, H + j] = z
-                gates[t, b, 2 * H + j] = n
-                hn[t, b, j] = u_n
-                hs[t, b, j] = (1 - z) * n + z * h_prev[b, j]
+        matmul_acc(h_prev, W_hhT, u, False)
+        gru_forward_step(xa[t], u, b_hh, h_prev, gates[t], hn[t], hs[t])
 
 
 @njit
@@ -251,32 +413,13 @@ def gru_backward_scan(dhs, hs, h0, gates, hn, W_hh, truncate, dxa, dua, dh_total
     Writes dxa (input-side pre-activation gradients) and dua (hidden-side) (T, B, 3H);
     on exit carry holds dL/dh0.
     """
-    T, B, H3 = gates.shape
-    H = H3 // 3
-    carry[:] = 0
-    for t in range(T - 1, -1, -1):
-        X_ = dxa[t]
-        U_ = dua[t]
-        for b in range(B):
-            for j in range(H):
-                g_h = dhs[t, b, j] + carry[b, j]
-                if keep_dh:
-                    dh_total[t, b, j] = g_h
-                r = gates[t, b, j]
-                z = gates[t, b, H + j]
-                n = gates[t, b, 2 * H + j]
-                h_prev = h0[b, j] if t == 0 else hs[t - 1, b, j]
-                dan = g_h * (1 - z) * (1 - n * n)
-                dar = dan * hn[t, b, j] * r * (1 - r)
-                daz = g_h * (h_prev - n) * z * (1 - z)
-                X_[b, j] = dar
-                X_[b, H + j] = daz
-                X_[b, 2 * H + j] = dan
-                U_[b, j] = dar
-                U_[b, H + j] = daz
-                U_[b, 2 * H + j] = dan * r
-                carry[b, j] = g_h * z  # the direct path h_{t-1} -> h_t
+    zero(carry)
+    for t in range(dhs.shape[0] - 1, -1, -1):
+        h_prev = h0 if t == 0 else hs[t - 1]
+        gru_backward_step(
+            dhs[t], carry, gates[t], hn[t], h_prev, dxa[t], dua[t], dh_total[t if keep_dh else 0], keep_dh
+        )
         if truncate > 0 and t > 0 and t % truncate == 0:
-            carry[:] = 0
+            zero(carry)
         else:
-            matmul_acc(U_, W_hh, carry, True)
+            matmul_acc(dua[t], W_hh, carry, True)

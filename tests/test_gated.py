@@ -44,12 +44,12 @@ def run(cell, X, W_xh, W_hh, b, s, dhs=None, truncate=None, return_dh=False):
     H=st.integers(1, 6),
     bias=st.booleans(),
     h0=st.booleans(),
-    numpy_loops=st.booleans(),
+    stepped=st.booleans(),
     truncate=st.sampled_from([None, 1, 2, 3]),
     seed=st.integers(0, 2**16),
 )
-def test_kernel_equals_reference(monkeypatch, cell, T, B, I, H, bias, h0, numpy_loops, truncate, seed):
-    monkeypatch.setattr(functional, "NUMPY_MIN", 0 if numpy_loops else 10**12)
+def test_kernel_equals_reference(monkeypatch, cell, T, B, I, H, bias, h0, stepped, truncate, seed):
+    monkeypatch.setattr(functional, "STEPPED_MIN_MACS", 0 if stepped else 10**15)
     args = draw(np.random.default_rng(seed), cell, T, B, I, H, bias, h0)
     dhs = np.random.default_rng(seed + 1).standard_normal((T, B, H))
     out = {}

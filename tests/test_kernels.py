@@ -42,19 +42,19 @@ def assert_same(jit, ref, rtol):
 
 
 @pytest.mark.parametrize("activation", ACTS)
-@pytest.mark.parametrize("numpy_loops", [False, True])
+@pytest.mark.parametrize("stepped", [False, True])
 @pytest.mark.parametrize("truncate", [None, 1, 3])
-def test_kernel_equals_reference_float64(monkeypatch, rng, activation, numpy_loops, truncate):
-    monkeypatch.setattr(functional, "NUMPY_MIN", 0 if numpy_loops else 10**12)
+def test_kernel_equals_reference_float64(monkeypatch, rng, activation, stepped, truncate):
+    monkeypatch.setattr(functional, "STEPPED_MIN_MACS", 0 if stepped else 10**15)
     args, dhs = draw(rng, 9, 3, 4, 6, np.float64)
     args = (*args, activation)
     assert_same(*run_both(monkeypatch, args, dhs, truncate), rtol=1e-12)
 
 
 @pytest.mark.parametrize("activation", ACTS)
-@pytest.mark.parametrize("numpy_loops", [False, True])
-def test_kernel_equals_reference_float32(monkeypatch, rng, activation, numpy_loops):
-    monkeypatch.setattr(functional, "NUMPY_MIN", 0 if numpy_loops else 10**12)
+@pytest.mark.parametrize("stepped", [False, True])
+def test_kernel_equals_reference_float32(monkeypatch, rng, activation, stepped):
+    monkeypatch.setattr(functional, "STEPPED_MIN_MACS", 0 if stepped else 10**15)
     args, dhs = draw(rng, 12, 2, 3, 8, np.float32)
     jit, ref = run_both(monkeypatch, (*args, activation), dhs)
     assert jit[0].dtype == np.float32 and all(g.dtype == np.float32 for g in jit[1].values())
@@ -69,18 +69,18 @@ def test_kernel_equals_reference_float32(monkeypatch, rng, activation, numpy_loo
     activation=st.sampled_from(ACTS),
     bias=st.booleans(),
     h0=st.booleans(),
-    numpy_loops=st.booleans(),
+    stepped=st.booleans(),
     seed=st.integers(0, 2**16),
 )
-def test_kernel_equals_reference_any_shape(monkeypatch, T, B, I, H, activation, bias, h0, numpy_loops, seed):
-    monkeypatch.setattr(functional, "NUMPY_MIN", 0 if numpy_loops else 10**12)
+def test_kernel_equals_reference_any_shape(monkeypatch, T, B, I, H, activation, bias, h0, stepped, seed):
+    monkeypatch.setattr(functional, "STEPPED_MIN_MACS", 0 if stepped else 10**15)
     args, dhs = draw(np.random.default_rng(seed), T, B, I, H, np.float64, bias, h0, scale=1.5)
     assert_same(*run_both(monkeypatch, (*args, activation), dhs), rtol=1e-12)
 
 
 def test_path_threshold_picks_by_work():
-    assert not functional.use_numpy(1, 32)
-    assert functional.use_numpy(64, 256)
+    assert not functional.use_stepped(1, 32, 32)
+    assert functional.use_stepped(64, 256, 256)
 
 
 def test_kernels_handle_non_contiguous_inputs(rng):
@@ -89,3 +89,37 @@ def test_kernels_handle_non_contiguous_inputs(rng):
     hs, _cache = mr.rnn_forward(X, W_xh, W_hh)
     hs2, _ = mr.rnn_forward(np.ascontiguousarray(X), W_xh, np.ascontiguousarray(W_hh))
     np.testing.assert_array_equal(hs, hs2)
+
+
+def test_vectorisable_tanh_and_sigmoid_match_numpy():
+    from minirnn import cells, kernels
+
+    x = np.concatenate([np.linspace(-50, 50, 400_001), [0.0, -0.0, 1e-300, -1e-12, 0.625, -0.625, 19.5, 700, -800]])
+    for code, name in ((0, "tanh"), (2, "sigmoid")):
+        got = x.copy()
+        kernels.activate_inplace(got, code)
+        ref = cells.activate(x, name)
+        normal = np.abs(ref) > 1e-300  # sigmoid(-800) underflows: compared absolutely below
+        rel = np.abs(got - ref)[normal] / np.abs(ref[normal])
+        assert rel.max() < 2e-15, (name, rel.max(), x[normal][rel.argmax()])
+        assert np.abs(got - ref)[~normal].max(initial=0) < 1e-300
+    x32 = np.linspace(-30, 30, 100_001).astype(np.float32)
+    got32 = x32.copy()
+    kernels.activate_inplace(got32, 0)
+    assert got32.dtype == np.float32 and np.abs(got32 - np.tanh(x32)).max() < 2e-7
+
+
+def test_vectorisable_exp_matches_numpy():
+    from numba import njit
+
+    from minirnn.kernels import exp_pos_
+
+    @njit
+    def apply(y, out):
+        for i in range(y.size):
+            out[i] = exp_pos_(y[i])
+
+    y = np.concatenate([np.linspace(0, 709, 300_001), [1e-300, 0.34657359, 0.34657360, 708.9]])
+    out = np.empty_like(y)
+    apply(y, out)
+    assert (np.abs(out - np.exp(y)) / np.exp(y)).max() < 5e-16
