@@ -48,7 +48,7 @@ def rnn_backward(
     carry[...] = 0
     keep = dh_total is not None
     for t in range(dhs.shape[0] - 1, -1, -1):
-        step(dhs[t], carry, hs[t], code, da[t], dh_total[t] if keep else carry, keep)
+        step(dhs[t], carry, hs[t], code, da[t], dh_total[t] if dh_total is not None else carry, keep)
         if truncate > 0 and t > 0 and t % truncate == 0:
             carry[...] = 0
         else:
@@ -101,7 +101,8 @@ def lstm_backward(
     keep = dh_total is not None
     for t in range(dhs.shape[0] - 1, -1, -1):
         c_prev = c0 if t == 0 else cs[t - 1]
-        step(dhs[t], dh, dc, gates[t], tcs[t], c_prev, da[t], dh_total[t] if keep else dh, keep)
+        total_t = dh_total[t] if dh_total is not None else dh
+        step(dhs[t], dh, dc, gates[t], tcs[t], c_prev, da[t], total_t, keep)
         if truncate > 0 and t > 0 and t % truncate == 0:
             dh[...] = 0
             dc[...] = 0
@@ -153,7 +154,8 @@ def gru_backward(
     tmp = np.empty_like(carry)
     for t in range(dhs.shape[0] - 1, -1, -1):
         h_prev = h0 if t == 0 else hs[t - 1]
-        step(dhs[t], carry, gates[t], hn[t], h_prev, dxa[t], dua[t], dh_total[t] if keep else carry, keep)
+        total_t = dh_total[t] if dh_total is not None else carry
+        step(dhs[t], carry, gates[t], hn[t], h_prev, dxa[t], dua[t], total_t, keep)
         if truncate > 0 and t > 0 and t % truncate == 0:
             carry[...] = 0
         else:
