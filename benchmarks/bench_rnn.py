@@ -278,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "results.md").write_text(markdown_table(result))
     print("\nGEMM peak: " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in result["gemm_gflops"].items()))
     if result["skipped"]:
         print("skipped (not installed): " + ", ".join(result["skipped"]))
@@ -289,6 +290,31 @@ def main(argv: list[str] | None = None) -> int:
         f"minirnn at most the fastest framework's time on {wins} of {comparable} rows; table in {args.out / 'results.json'}"
     )
     return 0
+
+
+def markdown_table(result: dict) -> str:
+    """The README's table: milliseconds for forward + full BPTT, and minirnn's ratios."""
+    names = ("minirnn", "torch (2 threads)", "torch (1 thread)", "jax", "numpy loop")
+    lines = [
+        f"Measured {result['date']} on {result['machine']}; numpy GEMM peak "
+        + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in result["gemm_gflops"].items())
+        + (f"; not installed: {', '.join(result['skipped'])}" if result["skipped"] else "")
+        + ". Milliseconds, median of at least 7 runs.",
+        "",
+        "| cell | dtype | (T, B, I, H) | "
+        + " | ".join(names)
+        + " | GEMM bound | vs fastest framework | vs bound |",
+        "|---|---|---|" + "---:|" * (len(names) + 3),
+    ]
+    for r in result["rows"]:
+        ms = [f"{r['ms'][n]:.2f}" if r["ms"].get(n) is not None else "-" for n in names]
+        ratio = f"{r['ratio_to_best_framework']:.2f}x" if r["ratio_to_best_framework"] else "-"
+        lines.append(
+            f"| {r['cell']} | {r['dtype']} | {tuple(r['shape'])} | "
+            + " | ".join(ms)
+            + f" | {r['lower_bound_ms']:.2f} | {ratio} | {r['ratio_to_bound']:.2f}x |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def format_row(row: dict) -> str:

@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = ["minirnn.functional", "minirnn.model", "minirnn.gradcheck", "minirnn.losses", "minirnn.init"]
+MODULES = [
+    "minirnn.functional",
+    "minirnn.model",
+    "minirnn.gradcheck",
+    "minirnn.losses",
+    "minirnn.init",
+    "minirnn.bptt",
+    "minirnn.clip",
+    "minirnn.analysis",
+]
 
 
 def readme_blocks():
@@ -33,3 +42,11 @@ def test_docstring_examples(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
     assert result.failed == 0
+
+
+def test_doctests_exist_where_the_public_api_lives():
+    counts = {}
+    for name in ("minirnn.functional", "minirnn.model", "minirnn.bptt"):
+        finder = doctest.DocTestFinder()
+        counts[name] = sum(len(t.examples) for t in finder.find(importlib.import_module(name)))
+    assert all(c > 0 for c in counts.values()), counts
