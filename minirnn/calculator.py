@@ -26,6 +26,7 @@ import numpy as np
 
 from . import _validate as v
 from . import analysis, bptt
+from .functional import WINDOW_ROWS
 from .model import GATES, RNN, count_params
 
 HORIZON = 1e-3  # the gradient horizon: where the trace falls under this fraction of its start
@@ -44,7 +45,8 @@ def activation_bytes(
     forward keeps per layer: vanilla h (1 x TBH); LSTM gates, h, c, tanh(c) (7); GRU h, gates, u_n
     (5); plus the GRU's transient input projection (3). The loss holds the output Y and its
     temporaries. The backward for layer l holds the incoming dL/dh (1), the pre-activation
-    gradients (vanilla 1, LSTM 4, GRU 6) and dX (the layer's input width).
+    gradients of one window of steps (vanilla 1, LSTM 4, GRU 6 per step) and dX (the layer's
+    input width).
     """
     tb = T * B
     out = P if P is not None else H
@@ -52,10 +54,12 @@ def activation_bytes(
     y = tb * P if P is not None else 0  # without an output layer Y is the top layer's h
     phases = [kept + (3 * tb * H if cell == "gru" else 0)]  # end of the last layer's forward
     phases.append(kept + y + LOSS_UNITS[loss] * tb * out)
+    window = min(T, max(1, WINDOW_ROWS // B))  # the backward walks windows (functional._windows)
+    work = WORK[cell] * window * B * H
     for layer in range(layers - 1, -1, -1):
         width = I if layer == 0 else H
         incoming = tb * H if (P is not None or layer < layers - 1) else 0
-        phases.append(kept + y + tb * out + incoming + WORK[cell] * tb * H + tb * width)
+        phases.append(kept + y + tb * out + incoming + work + tb * width)
     return max(phases) * itemsize
 
 

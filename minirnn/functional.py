@@ -109,20 +109,61 @@ def _input_projection(X: np.ndarray, W_xh: np.ndarray, b: np.ndarray | None) -> 
     return xa
 
 
-def _input_grads(da: np.ndarray, X: np.ndarray, W_xh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """dW_xh = sum_t da_t^T x_t and dX = da W_xh, each one GEMM over all steps."""
-    T, B, I = X.shape
-    DA = da.reshape(T * B, -1)
-    return DA.T @ X.reshape(T * B, I), (DA @ W_xh).reshape(T, B, I)
+# The backward pass walks the sequence in windows of about this many (time x batch) rows: the
+# pre-activation gradients of one window are all it holds besides its outputs, so the memory
+# stays near what the gradients themselves need, while each window's weight-gradient GEMMs
+# (rows x H by rows x I) stay large enough to run at BLAS speed.
+WINDOW_ROWS = 1024
 
 
-def _recurrent_grad(da: np.ndarray, h0: np.ndarray, hs: np.ndarray) -> np.ndarray:
-    """dW_hh = sum_t da_t^T h_{t-1}: one GEMM over steps 1..T-1, plus step 0 against h0."""
-    T, B, H = hs.shape
-    dW = da[0].T @ h0
-    if T > 1:
-        dW += da[1:].reshape((T - 1) * B, -1).T @ hs[:-1].reshape((T - 1) * B, H)
-    return dW
+def _windows(T: int, B: int) -> list[tuple[int, int]]:
+    """(t0, t1) windows covering 0..T, last first (the order BPTT walks them)."""
+    C = max(1, WINDOW_ROWS // B)
+    return [(max(0, t1 - C), t1) for t1 in range(T, 0, -C)]
+
+
+def _new_grads(
+    X: np.ndarray, W_xh: np.ndarray, W_hh: np.ndarray, biases: dict[str, bool]
+) -> dict[str, np.ndarray]:
+    grads = {"W_xh": np.zeros_like(W_xh), "W_hh": np.zeros_like(W_hh), "X": np.empty_like(X)}
+    for name, present in biases.items():
+        if present:
+            grads[name] = np.zeros(W_hh.shape[0], dtype=W_hh.dtype)
+    return grads
+
+
+def _accumulate(
+    grads: dict[str, np.ndarray],
+    t0: int,
+    t1: int,
+    da: np.ndarray,
+    ua: np.ndarray,
+    X: np.ndarray,
+    h_init: np.ndarray,
+    hs: np.ndarray,
+    W_xh: np.ndarray,
+) -> None:
+    """Add one window's weight gradients and write its dX, as GEMMs over the window's steps::
+
+        dW_xh += sum_t da_t^T x_t    dW_hh += sum_t ua_t^T h_{t-1}    dX_t = da_t W_xh
+        db_h += sum da               db_hh += sum ua
+
+    da are the input-side pre-activation gradients, ua the hidden-side ones (the same array
+    except for the GRU); h_init is the state before the window.
+    """
+    n, B, I = t1 - t0, X.shape[1], X.shape[2]
+    H = hs.shape[2]
+    DA = da.reshape(n * B, -1)
+    UA = ua.reshape(n * B, -1)
+    grads["W_xh"] += DA.T @ X[t0:t1].reshape(n * B, I)
+    grads["W_hh"] += ua[0].T @ h_init
+    if n > 1:
+        grads["W_hh"] += UA[B:].T @ hs[t0 : t1 - 1].reshape((n - 1) * B, H)
+    if "b_h" in grads:
+        grads["b_h"] += DA.sum(axis=0)
+    if "b_hh" in grads:
+        grads["b_hh"] += UA.sum(axis=0)
+    np.matmul(DA, W_xh, out=grads["X"][t0:t1].reshape(n * B, I))
 
 
 def _check_backward(
@@ -242,19 +283,25 @@ def rnn_backward(
     H = W_hh.shape[0]
 
     if jit_enabled():
-        da = np.empty_like(hs)
+        grads = _new_grads(X, W_xh, W_hh, {"b_h": cache.b_h is not None})
         dh_all = np.empty_like(hs) if return_dh else None
-        dh0 = np.empty((B, H), dtype=hs.dtype)
+        carry = np.zeros((B, H), dtype=hs.dtype)
         code = ACTIVATION_CODES[cache.activation]
-        if use_stepped(B, H, H):
-            loops.rnn_backward(dhs, hs, W_hh, code, k, da, dh_all, dh0)
-        else:
-            placeholder = dh_all if dh_all is not None else da[:1]
-            kernels().rnn_backward_scan(dhs, hs, W_hh, code, k, da, placeholder, return_dh, dh0)
-        dW_xh, dX = _input_grads(da, X, W_xh)
-        grads = {"W_xh": dW_xh, "W_hh": _recurrent_grad(da, h0, hs), "X": dX, "h0": dh0}
-        if cache.b_h is not None:
-            grads["b_h"] = da.reshape(T * B, H).sum(axis=0)
+        stepped = use_stepped(B, H, H)
+        windows = _windows(T, B)
+        buf = np.empty((windows[0][1] - windows[0][0], B, H), dtype=hs.dtype)
+        for t0, t1 in windows:
+            da = buf[: t1 - t0]
+            total = dh_all[t0:t1] if dh_all is not None else None
+            if stepped:
+                loops.rnn_backward(dhs[t0:t1], hs[t0:t1], W_hh, code, k, t0, da, total, carry)
+            else:
+                kept = total if total is not None else da[:1]
+                kernels().rnn_backward_scan(
+                    dhs[t0:t1], hs[t0:t1], W_hh, code, k, t0, da, kept, return_dh, carry
+                )
+            _accumulate(grads, t0, t1, da, da, X, h0 if t0 == 0 else hs[t0 - 1], hs, W_xh)
+        grads["h0"] = carry
         if dh_all is not None:
             grads["dh"] = dh_all
         return grads
@@ -413,17 +460,34 @@ def lstm_backward(
         v.same_dtype(where, {"dc_last": dc_last, "hs (from the forward)": hs})
         dc_init[...] = dc_last
     dh_all = np.empty_like(hs) if return_dh else None
+    grads = _new_grads(X, W_xh, W_hh, {"b_h": cache.b_h is not None})
+    dh0, dc0 = np.zeros((B, H), dtype=hs.dtype), dc_init
     if jit_enabled():
-        da = np.empty_like(cache.gates)
-        dh0, dc0 = np.empty((B, H), dtype=hs.dtype), dc_init
-        args = (dhs, cache.gates, cache.cs, cache.tanh_cs, cache.c0, W_hh, k, da)
-        if use_stepped(B, 4 * H, H):
-            loops.lstm_backward(*args, dh_all, dh0, dc0)
-        else:
-            kernels().lstm_backward_scan(*args, dh_all if dh_all is not None else hs[:1], return_dh, dh0, dc0)
+        stepped = use_stepped(B, 4 * H, H)
+        windows = _windows(T, B)
+        buf = np.empty((windows[0][1] - windows[0][0], B, 4 * H), dtype=hs.dtype)
+        for t0, t1 in windows:
+            da = buf[: t1 - t0]
+            total = dh_all[t0:t1] if dh_all is not None else None
+            c_init = cache.c0 if t0 == 0 else cache.cs[t0 - 1]
+            w = (
+                dhs[t0:t1],
+                cache.gates[t0:t1],
+                cache.cs[t0:t1],
+                cache.tanh_cs[t0:t1],
+                c_init,
+                W_hh,
+                k,
+                t0,
+                da,
+            )
+            if stepped:
+                loops.lstm_backward(*w, total, dh0, dc0)
+            else:
+                kernels().lstm_backward_scan(*w, total if total is not None else da[:1], return_dh, dh0, dc0)
+            _accumulate(grads, t0, t1, da, da, X, cache.h0 if t0 == 0 else hs[t0 - 1], hs, W_xh)
     else:
         da = np.empty_like(cache.gates)
-        dh0, dc0 = np.zeros((B, H), dtype=hs.dtype), dc_init
         for t in range(T - 1, -1, -1):
             step = LSTMStepCache(
                 X[t],
@@ -443,10 +507,8 @@ def lstm_backward(
             da[t] = g["a"]
             if k and t > 0 and t % k == 0:
                 dh0, dc0 = np.zeros_like(dh0), np.zeros_like(dc0)
-    dW_xh, dX = _input_grads(da, X, W_xh)
-    grads = {"W_xh": dW_xh, "W_hh": _recurrent_grad(da, cache.h0, hs), "X": dX, "h0": dh0, "c0": dc0}
-    if cache.b_h is not None:
-        grads["b_h"] = da.reshape(T * B, -1).sum(axis=0)
+        _accumulate(grads, 0, T, da, da, X, cache.h0, hs, W_xh)
+    grads["h0"], grads["c0"] = dh0, dc0
     if dh_all is not None:
         grads["dh"] = dh_all
     return grads
@@ -557,16 +619,28 @@ def gru_backward(
     X, hs, W_xh, W_hh = cache.X, cache.hs, cache.W_xh, cache.W_hh
     T, B, H = hs.shape
     dh_all = np.empty_like(hs) if return_dh else None
-    dxa, dua = np.empty_like(cache.gates), np.empty_like(cache.gates)
+    grads = _new_grads(X, W_xh, W_hh, {"b_h": cache.b_h is not None, "b_hh": cache.b_hh is not None})
+    dh0 = np.zeros((B, H), dtype=hs.dtype)
     if jit_enabled():
-        dh0 = np.empty((B, H), dtype=hs.dtype)
-        args = (dhs, hs, cache.h0, cache.gates, cache.hn, W_hh, k, dxa, dua)
-        if use_stepped(B, 3 * H, H):
-            loops.gru_backward(*args, dh_all, dh0)
-        else:
-            kernels().gru_backward_scan(*args, dh_all if dh_all is not None else hs[:1], return_dh, dh0)
+        stepped = use_stepped(B, 3 * H, H)
+        windows = _windows(T, B)
+        n_max = windows[0][1] - windows[0][0]
+        xbuf = np.empty((n_max, B, 3 * H), dtype=hs.dtype)
+        ubuf = np.empty_like(xbuf)
+        for t0, t1 in windows:
+            dxa, dua = xbuf[: t1 - t0], ubuf[: t1 - t0]
+            total = dh_all[t0:t1] if dh_all is not None else None
+            h_init = cache.h0 if t0 == 0 else hs[t0 - 1]
+            w = (dhs[t0:t1], hs[t0:t1], h_init, cache.gates[t0:t1], cache.hn[t0:t1], W_hh, k, t0, dxa, dua)
+            if stepped:
+                loops.gru_backward(*w, total, dh0)
+            else:
+                kernels().gru_backward_scan(
+                    *w, total if total is not None else dxa[:1, :, :H], return_dh, dh0
+                )
+            _accumulate(grads, t0, t1, dxa, dua, X, h_init, hs, W_xh)
     else:
-        dh0 = np.zeros((B, H), dtype=hs.dtype)
+        dxa, dua = np.empty_like(cache.gates), np.empty_like(cache.gates)
         for t in range(T - 1, -1, -1):
             h_prev = cache.h0 if t == 0 else hs[t - 1]
             step = GRUStepCache(X[t], h_prev, cache.gates[t], cache.hn[t], W_xh, W_hh, True)
@@ -578,12 +652,8 @@ def gru_backward(
             dua[t] = g["u"]
             if k and t > 0 and t % k == 0:
                 dh0 = np.zeros_like(dh0)
-    dW_xh, dX = _input_grads(dxa, X, W_xh)
-    grads = {"W_xh": dW_xh, "W_hh": _recurrent_grad(dua, cache.h0, hs), "X": dX, "h0": dh0}
-    if cache.b_h is not None:
-        grads["b_h"] = dxa.reshape(T * B, -1).sum(axis=0)
-    if cache.b_hh is not None:
-        grads["b_hh"] = dua.reshape(T * B, -1).sum(axis=0)
+        _accumulate(grads, 0, T, dxa, dua, X, cache.h0, hs, W_xh)
+    grads["h0"] = dh0
     if dh_all is not None:
         grads["dh"] = dh_all
     return grads

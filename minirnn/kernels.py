@@ -211,21 +211,23 @@ def rnn_forward_scan(hs, W_hhT, h0, code):
 
 
 @njit
-def rnn_backward_scan(dhs, hs, W_hh, code, truncate, da, dh_total, keep_dh, carry):
+def rnn_backward_scan(dhs, hs, W_hh, code, truncate, offset, da, dh_total, keep_dh, carry):
     """Walk t = T-1 .. 0 carrying dL/dh back through the recurrence::
 
         g_t  = dhs[t] + carry            (direct part + recurrent part)
         da_t = g_t * f'(a_t)             -> da[t]
         carry = da_t W_hh                (dL/dh_{t-1} from the recurrence)
 
-    With truncate = k > 0 the carry is cut at every t with t % k == 0, t > 0: the gradient flows
-    only within blocks [0, k), [k, 2k), ..., exactly as if h were detached every k steps.
-    On exit carry holds dL/dh0 (the first block always reaches h0). If keep_dh, dh_total[t] = g_t.
+    carry enters holding dL/dh from after the window (zeros at the sequence's end) and leaves
+    holding dL/dh just before it, so a long sequence can be walked in windows. ``offset`` is
+    the window's first step in the sequence: with truncate = k > 0 the carry is cut where the
+    sequence step s = t + offset has s % k == 0, s > 0 (blocks [0, k), [k, 2k), ..., exactly
+    as if h were detached every k steps). If keep_dh, dh_total[t] = g_t.
     """
-    zero(carry)
     for t in range(dhs.shape[0] - 1, -1, -1):
         rnn_backward_step(dhs[t], carry, hs[t], code, da[t], dh_total[t if keep_dh else 0], keep_dh)
-        if truncate > 0 and t > 0 and t % truncate == 0:
+        s = t + offset
+        if truncate > 0 and s > 0 and s % truncate == 0:
             zero(carry)
         else:
             matmul_acc(da[t], W_hh, carry, False)
@@ -315,24 +317,25 @@ def lstm_forward_scan(gates, W_hhT, h0, c0, hs, cs, tcs):
 
 
 @njit
-def lstm_backward_scan(dhs, gates, cs, tcs, c0, W_hh, truncate, da, dh_total, keep_dh, dh0, dc0):
-    """LSTM backward time loop (cells.lstm_step_backward), t = T-1 .. 0.
+def lstm_backward_scan(dhs, gates, cs, tcs, c_init, W_hh, truncate, offset, da, dh_total, keep_dh, dh, dc):
+    """LSTM backward time loop (cells.lstm_step_backward) over a window, t = T-1 .. 0.
 
-    Writes da (T, B, 4H), the pre-activation gradients. dc0 enters holding the gradient of the
-    final cell state (zeros if none); on exit dh0 and dc0 hold dL/dh0 and dL/dc0. Truncation
-    cuts both carries at every t % truncate == 0, t > 0.
+    Writes da (T, B, 4H), the pre-activation gradients. dh and dc enter holding dL/dh and
+    dL/dc from after the window (zeros, or the final state's gradient, at the sequence's end)
+    and leave holding them just before it; c_init is the cell state before the window.
+    Truncation as in rnn_backward_scan, on both carries.
     """
-    zero(dh0)  # the h carry lives in dh0's buffer, the c carry in dc0's
     for t in range(dhs.shape[0] - 1, -1, -1):
-        c_prev = c0 if t == 0 else cs[t - 1]
+        c_prev = c_init if t == 0 else cs[t - 1]
         lstm_backward_step(
-            dhs[t], dh0, dc0, gates[t], tcs[t], c_prev, da[t], dh_total[t if keep_dh else 0], keep_dh
+            dhs[t], dh, dc, gates[t], tcs[t], c_prev, da[t], dh_total[t if keep_dh else 0], keep_dh
         )
-        if truncate > 0 and t > 0 and t % truncate == 0:
-            zero(dh0)
-            zero(dc0)
+        s = t + offset
+        if truncate > 0 and s > 0 and s % truncate == 0:
+            zero(dh)
+            zero(dc)
         else:
-            matmul_acc(da[t], W_hh, dh0, False)
+            matmul_acc(da[t], W_hh, dh, False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,19 +410,19 @@ def gru_forward_scan(xa, W_hhT, b_hh, h0, hs, gates, hn, u):
 
 
 @njit
-def gru_backward_scan(dhs, hs, h0, gates, hn, W_hh, truncate, dxa, dua, dh_total, keep_dh, carry):
-    """GRU backward time loop (cells.gru_step_backward), t = T-1 .. 0.
+def gru_backward_scan(dhs, hs, h_init, gates, hn, W_hh, truncate, offset, dxa, dua, dh_total, keep_dh, carry):
+    """GRU backward time loop (cells.gru_step_backward) over a window, t = T-1 .. 0.
 
-    Writes dxa (input-side pre-activation gradients) and dua (hidden-side) (T, B, 3H);
-    on exit carry holds dL/dh0.
+    Writes dxa (input-side pre-activation gradients) and dua (hidden-side) (T, B, 3H); carry
+    enters and leaves as in rnn_backward_scan; h_init is the state before the window.
     """
-    zero(carry)
     for t in range(dhs.shape[0] - 1, -1, -1):
-        h_prev = h0 if t == 0 else hs[t - 1]
+        h_prev = h_init if t == 0 else hs[t - 1]
         gru_backward_step(
             dhs[t], carry, gates[t], hn[t], h_prev, dxa[t], dua[t], dh_total[t if keep_dh else 0], keep_dh
         )
-        if truncate > 0 and t > 0 and t % truncate == 0:
+        s = t + offset
+        if truncate > 0 and s > 0 and s % truncate == 0:
             zero(carry)
         else:
             matmul_acc(dua[t], W_hh, carry, True)

@@ -39,17 +39,18 @@ def rnn_backward(
     W_hh: np.ndarray,
     code: int,
     truncate: int,
+    offset: int,
     da: np.ndarray,
     dh_total: np.ndarray | None,
     carry: np.ndarray,
 ) -> None:
-    """kernels.rnn_backward_scan with NumPy's GEMM for the carry; on exit carry holds dL/dh0."""
+    """kernels.rnn_backward_scan (same window contract) with NumPy's GEMM for the carry."""
     step = kernels().rnn_backward_step
-    carry[...] = 0
     keep = dh_total is not None
     for t in range(dhs.shape[0] - 1, -1, -1):
         step(dhs[t], carry, hs[t], code, da[t], dh_total[t] if dh_total is not None else carry, keep)
-        if truncate > 0 and t > 0 and t % truncate == 0:
+        s = t + offset
+        if truncate > 0 and s > 0 and s % truncate == 0:
             carry[...] = 0
         else:
             np.matmul(da[t], W_hh, out=carry)
@@ -86,24 +87,24 @@ def lstm_backward(
     gates: np.ndarray,
     cs: np.ndarray,
     tcs: np.ndarray,
-    c0: np.ndarray,
+    c_init: np.ndarray,
     W_hh: np.ndarray,
     truncate: int,
+    offset: int,
     da: np.ndarray,
     dh_total: np.ndarray | None,
     dh: np.ndarray,
     dc: np.ndarray,
 ) -> None:
-    """kernels.lstm_backward_scan with NumPy's GEMM. dc enters holding dL/dc_T (zeros if none);
-    on exit dh and dc hold dL/dh0 and dL/dc0."""
+    """kernels.lstm_backward_scan (same window contract) with NumPy's GEMM."""
     step = kernels().lstm_backward_step
-    dh[...] = 0
     keep = dh_total is not None
     for t in range(dhs.shape[0] - 1, -1, -1):
-        c_prev = c0 if t == 0 else cs[t - 1]
+        c_prev = c_init if t == 0 else cs[t - 1]
         total_t = dh_total[t] if dh_total is not None else dh
         step(dhs[t], dh, dc, gates[t], tcs[t], c_prev, da[t], total_t, keep)
-        if truncate > 0 and t > 0 and t % truncate == 0:
+        s = t + offset
+        if truncate > 0 and s > 0 and s % truncate == 0:
             dh[...] = 0
             dc[...] = 0
         else:
@@ -137,26 +138,27 @@ def gru_forward(
 def gru_backward(
     dhs: np.ndarray,
     hs: np.ndarray,
-    h0: np.ndarray,
+    h_init: np.ndarray,
     gates: np.ndarray,
     hn: np.ndarray,
     W_hh: np.ndarray,
     truncate: int,
+    offset: int,
     dxa: np.ndarray,
     dua: np.ndarray,
     dh_total: np.ndarray | None,
     carry: np.ndarray,
 ) -> None:
-    """kernels.gru_backward_scan with NumPy's GEMM; on exit carry holds dL/dh0."""
+    """kernels.gru_backward_scan (same window contract) with NumPy's GEMM."""
     step = kernels().gru_backward_step
-    carry[...] = 0
     keep = dh_total is not None
     tmp = np.empty_like(carry)
     for t in range(dhs.shape[0] - 1, -1, -1):
-        h_prev = h0 if t == 0 else hs[t - 1]
+        h_prev = h_init if t == 0 else hs[t - 1]
         total_t = dh_total[t] if dh_total is not None else carry
         step(dhs[t], carry, gates[t], hn[t], h_prev, dxa[t], dua[t], total_t, keep)
-        if truncate > 0 and t > 0 and t % truncate == 0:
+        s = t + offset
+        if truncate > 0 and s > 0 and s % truncate == 0:
             carry[...] = 0
         else:
             np.matmul(dua[t], W_hh, out=tmp)
