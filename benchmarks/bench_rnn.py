@@ -17,8 +17,11 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
+import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -188,6 +191,52 @@ def jax_contender(model, X, G):
     return run
 
 
+def memory_ratio(model, X, G) -> dict:
+    """Peak bytes (tracemalloc) of our forward + full BPTT against the arrays the result must
+    hold anyway: the hidden states, dX and the weight gradients (X is the caller's)."""
+    run = ours(model, X, G)
+    run()
+    tracemalloc.start()
+    try:
+        run()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    T, B, I = X.shape
+    must = (T * B * model.hidden_size + T * B * I + model.num_params) * X.dtype.itemsize
+    return {"peak_bytes": peak, "must_keep_bytes": must, "ratio": peak / must}
+
+
+STARTUP = """
+import time, os
+t0 = time.perf_counter()
+import minirnn, numpy as np
+t1 = time.perf_counter()
+m = minirnn.RNN(4, 32, cell=os.environ["CELL"])
+X = np.random.default_rng(0).standard_normal((50, 2, 4))
+t2 = time.perf_counter()
+Y, c = m.forward(X)
+m.backward(np.ones_like(Y), c)
+t3 = time.perf_counter()
+print(t1 - t0, t3 - t2)
+"""
+
+
+def startup(cell: str) -> dict:
+    """Import time, and the first forward + backward in a new process: with numba's cache cold
+    (the compile time after a fresh install) and warm (every later start)."""
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "CELL": cell, "NUMBA_CACHE_DIR": cache}
+        for label in ("cold cache", "warm cache"):
+            res = subprocess.run(
+                [sys.executable, "-c", STARTUP], env=env, capture_output=True, text=True, check=True
+            )
+            imp, first = map(float, res.stdout.split())
+            out[label] = {"import_s": imp, "first_forward_backward_s": first}
+    return out
+
+
 def check(reference, result, tol: float) -> float:
     hs_r, g_r = reference
     hs, g = result
@@ -265,9 +314,18 @@ def main(argv: list[str] | None = None) -> int:
                     row["ms"]["minirnn"] / row["best_framework_ms"] if frameworks else None
                 )
                 row["ratio_to_bound"] = row["ms"]["minirnn"] / row["lower_bound_ms"]
+                row["memory"] = memory_ratio(model, X, G)
                 rows.append(row)
                 print(format_row(row), flush=True)
+    starts = {cell: startup(cell) for cell in args.cells.split(",")}
+    for cell, st in starts.items():
+        print(
+            f"startup {cell}: import {st['warm cache']['import_s']:.2f} s; first forward+backward "
+            f"{st['cold cache']['first_forward_backward_s']:.2f} s with a cold numba cache (compiling), "
+            f"{st['warm cache']['first_forward_backward_s']:.2f} s warm"
+        )
     result = {
+        "startup": starts,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}",
         "python": platform.python_version(),
@@ -312,7 +370,19 @@ def markdown_table(result: dict) -> str:
         lines.append(
             f"| {r['cell']} | {r['dtype']} | {tuple(r['shape'])} | "
             + " | ".join(ms)
-            + f" | {r['lower_bound_ms']:.2f} | {ratio} | {r['ratio_to_bound']:.2f}x |"
+            + f" | {r['lower_bound_ms']:.2f} | {ratio} | {r['ratio_to_bound']:.2f}x | {r['memory']['ratio']:.2f}x |"
+        )
+    lines.append("")
+    lines.append(
+        "Peak memory is tracemalloc's peak over one forward + BPTT against the hidden states, dX and the "
+        "weight gradients; the gated cells also keep their gate activations (and the LSTM c and tanh c) "
+        "for the backward pass."
+    )
+    for cell, st in result.get("startup", {}).items():
+        lines.append(
+            f"Start-up, {cell}: `import minirnn` {st['warm cache']['import_s']:.2f} s; the first forward + backward "
+            f"in a new process {st['warm cache']['first_forward_backward_s']:.2f} s with numba's cache warm, "
+            f"{st['cold cache']['first_forward_backward_s']:.2f} s cold (compiling every kernel of the cell)."
         )
     return "\n".join(lines) + "\n"
 
@@ -328,7 +398,10 @@ def format_row(row: dict) -> str:
         f(ms.get(n)) for n in ("minirnn", "torch (2 threads)", "torch (1 thread)", "jax", "numpy loop")
     )
     ratio = row["ratio_to_best_framework"]
-    return head + cols + f" {f(row['lower_bound_ms'])}  x{ratio:.2f} best" if ratio else head + cols
+    mem = f"  mem x{row['memory']['ratio']:.2f}" if "memory" in row else ""
+    return (
+        head + cols + f" {f(row['lower_bound_ms'])}  x{ratio:.2f} best" + mem if ratio else head + cols + mem
+    )
 
 
 if __name__ == "__main__":

@@ -33,13 +33,16 @@ from .cells import (
 
 # From this many multiply-adds in the recurrent product per step (B * G*H * H) the stepped loops
 # (NumPy's threaded GEMM, a few microseconds of Python per step) beat the compiled scans (no
-# per-step overhead, a hand-written product at a few GFLOP/s). Both share the fused steps.
-STEPPED_MIN_MACS = 32_768
+# per-step overhead, a hand-written product at several GFLOP/s); with fewer than 8 rows a GEMM
+# runs far below its peak, so small batches stay compiled up to four times longer. Measured on
+# the benchmark machine (benchmarks/); both paths share the fused steps and give the same numbers.
+STEPPED_MIN_MACS = 262_144
 
 
 def use_stepped(B: int, GH: int, H: int) -> bool:
     """True when a step of B rows, GH gate pre-activations and H units goes to loops.py."""
-    return B * GH * H >= STEPPED_MIN_MACS
+    macs = B * GH * H
+    return macs >= STEPPED_MIN_MACS and (B >= 8 or macs >= 4 * STEPPED_MIN_MACS)
 
 
 @dataclass

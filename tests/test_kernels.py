@@ -80,7 +80,9 @@ def test_kernel_equals_reference_any_shape(monkeypatch, T, B, I, H, activation, 
 
 def test_path_threshold_picks_by_work():
     assert not functional.use_stepped(1, 32, 32)
+    assert not functional.use_stepped(4, 4 * 128, 128)  # few rows: compiled
     assert functional.use_stepped(64, 256, 256)
+    assert functional.use_stepped(1, 4 * 512, 512)
 
 
 def test_kernels_handle_non_contiguous_inputs(rng):

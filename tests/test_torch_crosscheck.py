@@ -86,7 +86,7 @@ def test_outputs_and_gradients_equal_torch(path, rng, cell, activation, layers, 
 
 def test_functional_equals_torch_at_a_large_shape(rng):
     """A shape large enough for the NumPy loops (loops.py)."""
-    T, B, I, H = 20, 32, 16, 64
+    T, B, I, H = 20, 32, 16, 128
     X = rng.standard_normal((T, B, I))
     W_xh, W_hh, b = rng.standard_normal((H, I)) / 4, rng.standard_normal((H, H)) / 8, rng.standard_normal(H)
     G = rng.standard_normal((T, B, H))
@@ -111,7 +111,7 @@ def test_functional_equals_torch_at_a_large_shape(rng):
 def test_models_equal_torch_at_numpy_loop_sized_shapes(rng, cell):
     from minirnn import functional
 
-    T, B, I, H = 12, 32, 8, 64
+    T, B, I, H = 12, 32, 8, 128
     assert functional.use_stepped(B, H, H)
     model = mr.RNN(I, H, cell=cell, seed=0)
     X = rng.standard_normal((T, B, I))
