@@ -71,6 +71,16 @@ def report_line(result: dict[str, Any]) -> str:
     return f"{result['name']}: {'PASS' if result['pass'] else 'FAIL'} - {result['claim']}"
 
 
+def finish(result: dict[str, Any]) -> int:
+    """Print the source document's claims the experiment measured and its verdict; the exit
+    code of the script (0 when its predictions hold)."""
+    measured = result.get("measured")
+    for claim, c in (measured.get("seed_claims", {}) if isinstance(measured, dict) else {}).items():
+        print(f"  seed claim '{claim}': {'holds' if c['holds'] else 'does not hold'} ({c['evidence']})")
+    print(report_line(result))
+    return 0 if result["pass"] else 1
+
+
 def decay_rate(
     J: np.ndarray, max_lag: int, fit_from: int, ends: list[int] | None = None, every: int = 5
 ) -> tuple[float, dict]:

@@ -144,10 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     m = result["measured"]
     print("  checks:", m["checks"])
     print("  rho where growth turns positive:", m["zero_crossing_rho"])
-    for claim, c in m["seed_claims"].items():
-        print(f"  seed claim '{claim}': {'holds' if c['holds'] else 'does not hold'} ({c['evidence']})")
-    print(_common.report_line(result))
-    return 0 if result["pass"] else 1
+    return _common.finish(result)
 
 
 if __name__ == "__main__":

@@ -162,10 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  {r['model']:<9} clip={r['clip']!s:<5} T={r['T']:<4} test MSE {r['test_mse']:.4f}  ({r['seconds']:.1f} s)"
         )
-    for claim, c in result["measured"]["seed_claims"].items():
-        print(f"  seed claim '{claim}': {'holds' if c['holds'] else 'does not hold'} ({c['evidence']})")
-    print(_common.report_line(result))
-    return 0 if result["pass"] else 1
+    return _common.finish(result)
 
 
 if __name__ == "__main__":

@@ -110,8 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         "  sample at temperature 0.8:\n"
         + "\n".join("    " + line for line in m["samples"]["0.8"].splitlines())
     )
-    print(_common.report_line(result))
-    return 0 if result["pass"] else 1
+    return _common.finish(result)
 
 
 if __name__ == "__main__":

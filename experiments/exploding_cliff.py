@@ -184,8 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  largest step: plain {m['largest_step']['plain']:.3g}, clipped {m['largest_step']['clipped']:.3g}; final loss {m['final_loss']}"
     )
-    print(_common.report_line(result))
-    return 0 if result["pass"] else 1
+    return _common.finish(result)
 
 
 if __name__ == "__main__":

@@ -102,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.quick, args.seed, args.out)
     for n, r in result["measured"]["ratio_to_vanilla_at_lag"].items():
         print(f"  {n:<22} gradient at lag {LAG} is {r:.3g} x the vanilla cell's")
-    print(_common.report_line(result))
-    return 0 if result["pass"] else 1
+    return _common.finish(result)
 
 
 if __name__ == "__main__":

@@ -133,10 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _common.parse_args(__doc__.splitlines()[0], argv)
     result = run(args.quick, args.seed, args.out)
     print("  exact checks (max deviation):", result["measured"]["exact_max_deviation"])
-    for claim, c in result["measured"]["seed_claims"].items():
-        print(f"  seed claim '{claim}': {'holds' if c['holds'] else 'does not hold'} ({c['evidence']})")
-    print(_common.report_line(result))
-    return 0 if result["pass"] else 1
+    return _common.finish(result)
 
 
 if __name__ == "__main__":

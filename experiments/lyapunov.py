@@ -94,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.quick, args.seed, args.out)
     for r in result["measured"]["rows"]:
         print(f"  rho={r['rho']:<5} lambda_1 {r['lyapunov']:+.4f}  decay rate {r['decay_rate']:+.4f}")
-    print(_common.report_line(result))
-    return 0 if result["pass"] else 1
+    return _common.finish(result)
 
 
 if __name__ == "__main__":

@@ -130,8 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.quick, args.seed, args.out)
     for act, c in result["measured"]["checks"].items():
         print(f"  {act:<8} " + ", ".join(f"{k}={v}" for k, v in c.items()))
-    print(_common.report_line(result))
-    return 0 if result["pass"] else 1
+    return _common.finish(result)
 
 
 if __name__ == "__main__":

@@ -136,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"  {label:<10} rho={r['rho']:<4} slope {r['measured_slope']:+.6f} "
                 f"predicted {r['predicted_slope']:+.6f}  |err| {r['abs_error']:.1e}"
             )
-    print(_common.report_line(result))
-    return 0 if result["pass"] else 1
+    return _common.finish(result)
 
 
 if __name__ == "__main__":

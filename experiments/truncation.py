@@ -204,10 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  {key:8} {o['memory_mb']:8.2f} ({s['memory_mb']:>4}) {o['ms_per_update']:10.2f} ({s['ms_per_step']:>4}) {acc:>22} ({s['accuracy_pct']})"
         )
-    for claim, c in m["seed_claims"].items():
-        print(f"  seed claim '{claim}': {'holds' if c['holds'] else 'does not hold'} ({c['evidence']})")
-    print(_common.report_line(result))
-    return 0 if result["pass"] else 1
+    return _common.finish(result)
 
 
 if __name__ == "__main__":

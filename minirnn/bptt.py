@@ -507,37 +507,17 @@ def bptt_steps(
     running = {k: np.zeros_like(v) for k, v in p.items()}
     carry_h = np.zeros((B, H), dtype=cache.hs.dtype)
     carry_c = np.zeros((B, H), dtype=cache.hs.dtype)
-    W_xh, W_hh = cache.W_xh, cache.W_hh
     for t in range(T - 1, -1, -1):
         dh = direct[t] + carry_h
-        h_prev = cache.h0 if t == 0 else cache.hs[t - 1]
         fprime = dc = None
         if isinstance(cache, mr_functional.RNNCache):
-            step = cells.RNNStepCache(
-                cache.X[t], h_prev, cache.hs[t], W_xh, W_hh, cache.b_h is not None, cache.activation
-            )
-            new_h, g = cells.rnn_step_backward(dh, step)
+            new_h, g = cells.rnn_step_backward(dh, cache.step(t))
             fprime = cells.activation_derivative(cache.hs[t], cache.activation)
         elif isinstance(cache, mr_functional.LSTMCache):
-            c_prev = cache.c0 if t == 0 else cache.cs[t - 1]
-            lstep = cells.LSTMStepCache(
-                cache.X[t],
-                h_prev,
-                c_prev,
-                cache.gates[t],
-                cache.cs[t],
-                cache.tanh_cs[t],
-                W_xh,
-                W_hh,
-                cache.b_h is not None,
-            )
             dc = carry_c + dh * cache.gates[t, :, 3 * H :] * (1 - cache.tanh_cs[t] ** 2)
-            new_h, carry_c, g = cells.lstm_step_backward(dh, carry_c, lstep)
+            new_h, carry_c, g = cells.lstm_step_backward(dh, carry_c, cache.step(t))
         else:
-            gstep = cells.GRUStepCache(
-                cache.X[t], h_prev, cache.gates[t], cache.hn[t], W_xh, W_hh, cache.b_h is not None
-            )
-            new_h, g = cells.gru_step_backward(dh, gstep)
+            new_h, g = cells.gru_step_backward(dh, cache.step(t))
         contrib = {"W_xh_l0": g["W_xh"], "W_hh_l0": g["W_hh"]}
         if "b_h" in g:
             contrib["b_h_l0"] = g["b_h"]

@@ -62,6 +62,13 @@ class RNNCache:
         """The final hidden state h_T (B, H): the state to carry into the next chunk."""
         return self.hs[-1]
 
+    def step(self, t: int) -> RNNStepCache:
+        """The cells.py step cache of step t, rebuilt from the sequence's arrays (views)."""
+        h_prev = self.h0 if t == 0 else self.hs[t - 1]
+        return RNNStepCache(
+            self.X[t], h_prev, self.hs[t], self.W_xh, self.W_hh, self.b_h is not None, self.activation
+        )
+
 
 def _check_inputs(
     where: str,
@@ -316,9 +323,7 @@ def rnn_backward(
     dh_all = np.empty_like(hs) if return_dh else None
     carry = np.zeros((B, H), dtype=hs.dtype)
     for t in range(T - 1, -1, -1):
-        step = RNNStepCache(
-            X[t], h0 if t == 0 else hs[t - 1], hs[t], W_xh, W_hh, cache.b_h is not None, cache.activation
-        )
+        step = cache.step(t)
         dh = dhs[t] + carry
         if dh_all is not None:
             dh_all[t] = dh
@@ -363,6 +368,22 @@ class LSTMCache:
     def state_last(self) -> tuple[np.ndarray, np.ndarray]:
         """(h_T, c_T): the state to carry into the next chunk."""
         return self.hs[-1], self.cs[-1]
+
+    def step(self, t: int) -> LSTMStepCache:
+        """The cells.py step cache of step t, rebuilt from the sequence's arrays (views)."""
+        h_prev = self.h0 if t == 0 else self.hs[t - 1]
+        c_prev = self.c0 if t == 0 else self.cs[t - 1]
+        return LSTMStepCache(
+            self.X[t],
+            h_prev,
+            c_prev,
+            self.gates[t],
+            self.cs[t],
+            self.tanh_cs[t],
+            self.W_xh,
+            self.W_hh,
+            self.b_h is not None,
+        )
 
 
 def _split_lstm_state(where: str, h0: object) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -492,17 +513,7 @@ def lstm_backward(
     else:
         da = np.empty_like(cache.gates)
         for t in range(T - 1, -1, -1):
-            step = LSTMStepCache(
-                X[t],
-                cache.h0 if t == 0 else hs[t - 1],
-                cache.c0 if t == 0 else cache.cs[t - 1],
-                cache.gates[t],
-                cache.cs[t],
-                cache.tanh_cs[t],
-                W_xh,
-                W_hh,
-                cache.b_h is not None,
-            )
+            step = cache.step(t)
             dh = dhs[t] + dh0
             if dh_all is not None:
                 dh_all[t] = dh
@@ -539,6 +550,13 @@ class GRUCache:
     @property
     def h_last(self) -> np.ndarray:
         return self.hs[-1]
+
+    def step(self, t: int) -> GRUStepCache:
+        """The cells.py step cache of step t, rebuilt from the sequence's arrays (views)."""
+        h_prev = self.h0 if t == 0 else self.hs[t - 1]
+        return GRUStepCache(
+            self.X[t], h_prev, self.gates[t], self.hn[t], self.W_xh, self.W_hh, self.b_h is not None
+        )
 
 
 def gru_forward(
@@ -645,8 +663,7 @@ def gru_backward(
     else:
         dxa, dua = np.empty_like(cache.gates), np.empty_like(cache.gates)
         for t in range(T - 1, -1, -1):
-            h_prev = cache.h0 if t == 0 else hs[t - 1]
-            step = GRUStepCache(X[t], h_prev, cache.gates[t], cache.hn[t], W_xh, W_hh, True)
+            step = cache.step(t)
             dh = dhs[t] + dh0
             if dh_all is not None:
                 dh_all[t] = dh
