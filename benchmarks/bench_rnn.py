@@ -207,6 +207,30 @@ def memory_ratio(model, X, G) -> dict:
     return {"peak_bytes": peak, "must_keep_bytes": must, "ratio": peak / must}
 
 
+def truncation_cost(shapes, repeats: int) -> list[dict]:
+    """Truncated BPTT (k1 = k2 = 20, accumulated) against full BPTT on the same sequence: the
+    same steps forward and backward, so the time per step should match (no copying of history)."""
+    from minirnn import bptt
+
+    rows = []
+    for T, B, I, H in shapes:
+        model = mr.RNN(I, H, 1, seed=0)
+        rng = np.random.default_rng(1)
+        X, Y = rng.standard_normal((T, B, I)), rng.standard_normal((T, B, 1))
+        full = median_time(lambda m=model, x=X, y=Y: bptt.full_gradients(m, x, y), repeats)
+        trunc = median_time(lambda m=model, x=X, y=Y: bptt.tbptt_gradients(m, x, y, 20), repeats)
+        rows.append(
+            {
+                "shape": [T, B, I, H],
+                "k": 20,
+                "full_ms": 1e3 * full,
+                "truncated_ms": 1e3 * trunc,
+                "ratio": trunc / full,
+            }
+        )
+    return rows
+
+
 STARTUP = """
 import time, os
 t0 = time.perf_counter()
@@ -317,6 +341,13 @@ def main(argv: list[str] | None = None) -> int:
                 row["memory"] = memory_ratio(model, X, G)
                 rows.append(row)
                 print(format_row(row), flush=True)
+    trunc_rows = (
+        truncation_cost([sh for sh in shapes if sh[0] >= 100], repeats) if "rnn" in args.cells else []
+    )
+    for r in trunc_rows:
+        print(
+            f"truncated BPTT k=20 vs full, rnn {tuple(r['shape'])}: {r['truncated_ms']:.2f} vs {r['full_ms']:.2f} ms (x{r['ratio']:.2f})"
+        )
     starts = {cell: startup(cell) for cell in args.cells.split(",")}
     for cell, st in starts.items():
         print(
@@ -326,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     result = {
         "startup": starts,
+        "truncation": trunc_rows,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}",
         "python": platform.python_version(),
@@ -378,6 +410,11 @@ def markdown_table(result: dict) -> str:
         "weight gradients; the gated cells also keep their gate activations (and the LSTM c and tanh c) "
         "for the backward pass."
     )
+    for r in result.get("truncation", []):
+        lines.append(
+            f"Truncated BPTT (k1 = k2 = {r['k']}) against full BPTT, vanilla cell {tuple(r['shape'])}: "
+            f"{r['truncated_ms']:.2f} vs {r['full_ms']:.2f} ms per sequence ({r['ratio']:.2f}x)."
+        )
     for cell, st in result.get("startup", {}).items():
         lines.append(
             f"Start-up, {cell}: `import minirnn` {st['warm cache']['import_s']:.2f} s; the first forward + backward "

@@ -73,8 +73,9 @@ class TBPTT:
     clip : float, optional
         Clip each block's gradient to this global norm (:func:`minirnn.clip_grad_norm`).
 
-    Each processed block is reported as a dict: ``steps``, ``loss``, ``grad_norm`` (before
-    clipping) and ``clipped_norm`` (after).
+    Each processed block is reported as a dict: ``steps``, ``weight`` (positions scored),
+    ``loss`` and, when training or clipping, ``grad_norm`` (before clipping) and
+    ``clipped_norm`` (after).
     """
 
     def __init__(
@@ -217,7 +218,8 @@ class TBPTT:
         for i in range(len(bounds) - 1):
             if i > 0:
                 state = _zero_rows(state, rows_at[bounds[i]])
-            Y_seg, cache = model.forward(win_X[bounds[i] : bounds[i + 1]], state)
+            # feed() checked X once; the loss checks the targets
+            Y_seg, cache = model.forward(win_X[bounds[i] : bounds[i + 1]], state, check_finite=False)
             caches.append(cache)
             outs.append(Y_seg)
             state = cache.state
@@ -225,15 +227,19 @@ class TBPTT:
         weight = float(np.sum(mb)) if mb is not None else float(n_b * Xb.shape[1])
 
         # backward through the window, passing the state gradient from segment to segment
-        grads = {k: np.zeros_like(p) for k, p in model.params.items()}
+        grads: dict[str, np.ndarray] = {}
         dstate = None
         for i in range(len(caches) - 1, -1, -1):
-            dY = np.zeros_like(outs[i])
-            if i == len(caches) - 1:
-                dY[-n_b:] = dY_block
-            g = model.backward(dY, caches[i], dstate=dstate)
-            for k in grads:
-                grads[k] += g[k]
+            last = i == len(caches) - 1
+            if last and len(outs[i]) == n_b:
+                dY = dY_block  # the common case: the window is the block
+            else:
+                dY = np.zeros_like(outs[i])
+                if last:
+                    dY[-n_b:] = dY_block
+            g = model.backward(dY, caches[i], dstate=dstate, check_finite=False)
+            for k in model.params:
+                grads[k] = grads[k] + g[k] if k in grads else g[k]
             if i > 0:  # into the previous segment, except through the rows reset between them
                 rows = rows_at[bounds[i]]
                 d = (g["h0"], g["c0"]) if "c0" in g else g["h0"]
@@ -243,13 +249,14 @@ class TBPTT:
         self._keep_history(win_X, caches, bounds, rows_at, start)
 
         report = {"steps": float(n_b), "weight": weight, "loss": value}
-        norm = clipping.global_norm(grads)
-        report["grad_norm"] = norm
-        if self.clip is not None:
-            clipping.clip_grad_norm(grads, self.clip)
-            report["clipped_norm"] = clipping.global_norm(grads)
-        else:
-            report["clipped_norm"] = norm
+        if self.update is not None or self.clip is not None:  # the norms matter when training
+            norm = clipping.global_norm(grads)
+            report["grad_norm"] = norm
+            if self.clip is not None:
+                clipping.clip_grad_norm(grads, self.clip)
+                report["clipped_norm"] = clipping.global_norm(grads)
+            else:
+                report["clipped_norm"] = norm
         if self.update is not None:
             if weight > 0:  # a block with no scored position has nothing to learn from
                 self.update(grads)

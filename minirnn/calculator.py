@@ -259,9 +259,8 @@ def calc(
     params_bytes = model.num_params * s
     act_full = activation_bytes(c, L, T, B, I, H, P, s, loss)
     act_trunc = activation_bytes(c, L, min(k, T), B, I, H, P, s, loss) if k else act_full
-    # grads: the returned gradient dict; truncated BPTT also holds the block's gradient, the
-    # running sum, the window's own and a norm temporary
-    grads = params_bytes * (1 if not k or k >= T else 4)
+    # grads: the returned gradient dict; truncated BPTT also holds the running sum
+    grads = params_bytes * (1 if not k or k >= T else 2)
     optimizer = 2 * params_bytes  # Adam's two moments
     fl = flops(c, L, B, I, H, P)
     per_seq = T * (fl["forward_per_step"] + fl["backward_per_step"])

@@ -342,15 +342,18 @@ class RNN:
             return gru_forward(inp, W_xh, W_hh, b_h, p.get(f"b_hh_l{k}"), state0, check_finite=check_finite)
         return rnn_forward(inp, W_xh, W_hh, b_h, state0, self.activation, check_finite=check_finite)
 
-    def forward(self, X: np.ndarray, h0: Any = None) -> tuple[np.ndarray, ModelCache]:
+    def forward(
+        self, X: np.ndarray, h0: Any = None, *, check_finite: bool = True
+    ) -> tuple[np.ndarray, ModelCache]:
         """Run the stack over ``X (T, B, I)``.
 
         Returns ``(Y, cache)``: Y is (T, B, P) when the model has an output layer, otherwise
         the top layer's hidden states (T, B, H). ``cache.state`` holds the final states in the
         form h0 takes: h0 is (L, B, H) (or (B, H) for one layer), a pair (h0, c0) of those for
-        the LSTM; zeros when omitted.
+        the LSTM; zeros when omitted. ``check_finite=False`` skips the NaN/Inf scan of X (for
+        drivers that checked it already).
         """
-        X = v.float_array("RNN.forward", "X", X, 3, "(T, B, I)")
+        X = v.float_array("RNN.forward", "X", X, 3, "(T, B, I)", check_finite=check_finite)
         if X.dtype != self.dtype:
             raise TypeError(
                 f"RNN.forward: X has dtype {X.dtype} but the model is {self.dtype}; "
@@ -365,7 +368,7 @@ class RNN:
         caches = []
         inp = X
         for k, h0_k in enumerate(self._h0_layers(h0, X.shape[1])):
-            inp, c = self._layer_forward(k, inp, h0_k, check_finite=k == 0)
+            inp, c = self._layer_forward(k, inp, h0_k, check_finite=check_finite and k == 0)
             caches.append(c)
         h_n = np.stack([c.h_last for c in caches])
         c_n = np.stack([c.cs[-1] for c in caches]) if self.cell == "lstm" else None  # type: ignore[union-attr]
@@ -383,12 +386,15 @@ class RNN:
         cache: ModelCache,
         truncate: int | None = None,
         dstate: Any = None,
+        *,
+        check_finite: bool = True,
     ) -> dict[str, np.ndarray]:
         """Gradients of the loss given ``dY = dL/dY`` (the shape of forward's Y).
 
         ``dstate``, optional, is the gradient of the loss w.r.t. the final state ``cache.state``
         (same form: (L, B, H), or a pair for the LSTM): what flows back into this sequence from
-        a later one, e.g. the next segment of a truncated-BPTT window.
+        a later one, e.g. the next segment of a truncated-BPTT window. ``check_finite=False``
+        skips the NaN/Inf scan of dY.
 
         Returns a dict with a gradient for every name in ``params``, plus ``X`` (T, B, I),
         ``h0`` (L, B, H) and, for the LSTM, ``c0`` (L, B, H). ``truncate`` is passed to
@@ -400,7 +406,7 @@ class RNN:
         top = cache.top
         T, B, H = top.shape
         out_shape = (T, B, self.output_size if self.output_size is not None else H)
-        dY = v.float_array(where, "dY", dY, 3, "(T, B, P)")
+        dY = v.float_array(where, "dY", dY, 3, "(T, B, P)", check_finite=check_finite)
         v.shape_is(where, "dY", dY, out_shape, "the shape of forward's Y")
         v.same_dtype(where, {"dY": dY, "model": top})
         p = self.params
