@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from minirnn._json import plain
+
 OUT = Path(__file__).resolve().parent / "out"
 
 
@@ -26,29 +28,11 @@ def parse_args(description: str, argv: list[str] | None = None) -> argparse.Name
     return p.parse_args(argv)
 
 
-def _plain(x: Any) -> Any:
-    """JSON-safe copy: numpy scalars and arrays to Python numbers and lists."""
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_plain(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _plain(x.tolist())
-    if isinstance(x, np.bool_):
-        return bool(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.floating | float):
-        f = float(x)
-        return f if np.isfinite(f) else str(f)
-    return x
-
-
 def save(name: str, result: dict[str, Any], fig: Any, out_dir: Path) -> dict[str, Any]:
     """Write out_dir/NAME.json and out_dir/NAME.png; return the JSON-safe result."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = _plain({"name": name, **result, "png": f"{name}.png"})
+    result = plain({"name": name, **result, "png": f"{name}.png"})
     (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     fig.savefig(out_dir / f"{name}.png", dpi=120, bbox_inches="tight")
     import matplotlib.pyplot as plt

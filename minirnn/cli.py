@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from ._json import plain
+
 
 def _positive(text: str) -> int:
     try:
@@ -169,9 +171,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
         "bound": r.get("bound"),
         "files": [str(f) for f in files],
     }
-    (out / "trace.json").write_text(json.dumps(_jsonable(summary), indent=2) + "\n")
+    (out / "trace.json").write_text(json.dumps(plain(summary), indent=2) + "\n")
     if args.json:
-        print(json.dumps(_jsonable(summary), indent=2))
+        print(json.dumps(plain(summary), indent=2))
     else:
         k = len(prod["lag"])
         print(
@@ -208,20 +210,6 @@ def cmd_step(args: argparse.Namespace) -> int:
         if pause and step.t > 1 and input("[Enter] next step, q quit: ").strip().lower() == "q":
             break
     return 0
-
-
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, float) and not np.isfinite(x):
-        return str(x)
-    return x
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -284,7 +272,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if isinstance(task, tasks.CharText):
         result["sample"] = task.sample_text(model, 300, temperature=0.8, seed=args.seed)
     if args.json:
-        print(json.dumps(_jsonable(result), indent=2))
+        print(json.dumps(plain(result), indent=2))
     else:
         print(f"test loss {test:.5f} (baseline {history['baseline']:.5f})")
         if "sample" in result:
@@ -375,7 +363,7 @@ def cmd_calc(args: argparse.Namespace) -> int:
             "truncated": C.estimated_peak(r, True),
         }
     if args.json:
-        print(json.dumps(_jsonable(r), indent=2))
+        print(json.dumps(plain(r), indent=2))
     else:
         print(C.format_table(r, measured))
     return 0

@@ -21,6 +21,7 @@ import numpy as np
 from . import _validate as v
 from . import clip as clipping
 from . import losses, optim
+from ._json import plain
 from .bptt import TBPTT
 from .io import atomic_write, read_npz
 from .model import RNN
@@ -226,7 +227,7 @@ def train(
     if out_dir is not None:
         save_checkpoint(out_dir / "checkpoint.npz", model, optimizer, rng, steps, history, config)
         atomic_write(
-            out_dir / "history.json", lambda f: f.write(json.dumps(_plain(history), indent=1).encode())
+            out_dir / "history.json", lambda f: f.write(json.dumps(plain(history), indent=1).encode())
         )
     return history
 
@@ -286,16 +287,6 @@ def _check_writable(folder: Path) -> None:
         raise ValueError(f"train: cannot write to the output folder {folder}: {e.strerror}") from None
 
 
-def _plain(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _plain(val) for k, val in x.items()}
-    if isinstance(x, list | tuple):
-        return [_plain(val) for val in x]
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
-
-
 # ---------------------------------------------------------------------------------------------
 # checkpoints
 # ---------------------------------------------------------------------------------------------
@@ -321,7 +312,7 @@ def save_checkpoint(
         "model": model.config(),
         "optimizer": {"name": opt["name"], "hyper": opt["hyper"], "steps": opt["steps"]},
         "rng": rng.bit_generator.state,
-        "history": _plain({k: val for k, val in history.items() if k != "config"}),
+        "history": plain({k: val for k, val in history.items() if k != "config"}),
     }
     arrays = {f"param/{k}": p for k, p in model.params.items()}
     arrays.update({f"optim/{k}": a for k, a in opt["state"].items()})
@@ -349,7 +340,7 @@ def load_checkpoint(
         raise ValueError(
             f"{path}: checkpoint holds optimizer {meta['optimizer']['name']!r}, not {optimizer.name!r}"
         )
-    if meta["optimizer"]["hyper"] != _plain(optimizer.hyperparameters()):
+    if meta["optimizer"]["hyper"] != plain(optimizer.hyperparameters()):
         raise ValueError(
             f"{path}: checkpoint was written with optimizer settings {meta['optimizer']['hyper']}, "
             f"now {optimizer.hyperparameters()}"
