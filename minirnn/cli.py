@@ -17,6 +17,9 @@ from typing import Any
 import numpy as np
 
 from ._json import plain
+from ._validate import ACTIVATIONS
+
+CELLS = ("rnn", "lstm", "gru")
 
 
 def _positive(text: str) -> int:
@@ -36,15 +39,18 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         "--output", type=_positive, default=None, metavar="P", help="output units P (none by default)"
     )
     p.add_argument("--layers", type=_positive, default=1, metavar="L", help="stacked layers (default 1)")
-    p.add_argument(
-        "--cell", default="rnn", choices=["rnn", "lstm", "gru"], help="recurrent cell (default rnn)"
-    )
-    p.add_argument(
-        "--activation", default="tanh", choices=["tanh", "relu", "sigmoid", "linear"], help="default tanh"
-    )
+    _cell_args(p)
     p.add_argument("--no-bias", action="store_true", help="no bias vectors")
     p.add_argument("--init", default="pytorch", help="initializer (default pytorch)")
     p.add_argument("--seed", type=int, default=0)
+
+
+def _cell_args(p: argparse.ArgumentParser) -> None:
+    """--cell and --activation, the same for every subcommand that builds a model."""
+    p.add_argument("--cell", default="rnn", choices=CELLS, help="recurrent cell (default rnn)")
+    p.add_argument(
+        "--activation", default="tanh", choices=ACTIVATIONS, help="vanilla cell's f (default tanh)"
+    )
 
 
 def _build(args: argparse.Namespace):
@@ -457,8 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seq-len", type=_positive, default=100, metavar="T")
     p.add_argument("--batch", type=_positive, default=32, metavar="B")
     p.add_argument("--truncate", type=_positive, default=None, metavar="K")
-    p.add_argument("--cell", default="rnn", choices=["rnn", "lstm", "gru"])
-    p.add_argument("--activation", default="tanh", choices=["tanh", "relu", "sigmoid", "linear"])
+    _cell_args(p)
     p.add_argument("--layers", type=_positive, default=1, metavar="L")
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     p.add_argument("--radius", type=float, default=None, help="rescale W_hh to this spectral radius")
@@ -478,10 +483,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--text", default=None, metavar="PATH", help="UTF-8 text for --task text (default: stdlib docstrings)"
     )
-    p.add_argument("--cell", default="rnn", choices=["rnn", "lstm", "gru"])
+    _cell_args(p)
     p.add_argument("--hidden", type=_positive, default=64, metavar="H")
     p.add_argument("--layers", type=_positive, default=1, metavar="L")
-    p.add_argument("--activation", default="tanh", choices=["tanh", "relu", "sigmoid", "linear"])
     p.add_argument("--init", default="pytorch")
     p.add_argument("--radius", type=float, default=None)
     p.add_argument("--seq-len", type=_positive, default=50, metavar="T")
@@ -513,13 +517,12 @@ def build_parser() -> argparse.ArgumentParser:
         ("step", cmd_step, "print the backward pass one time step per line"),
     ]:
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("--cell", default="rnn", choices=["rnn", "lstm", "gru"])
+        _cell_args(p)
         p.add_argument("--hidden", type=_positive, default=64 if name == "trace" else 8, metavar="H")
         p.add_argument("--input", type=_positive, default=4, metavar="I")
         p.add_argument("--output", type=_positive, default=None if name == "trace" else 1, metavar="P")
         p.add_argument("--seq-len", type=_positive, default=200 if name == "trace" else 10, metavar="T")
         p.add_argument("--batch", type=_positive, default=4 if name == "trace" else 1, metavar="B")
-        p.add_argument("--activation", default="tanh", choices=["tanh", "relu", "sigmoid", "linear"])
         p.add_argument("--init", default="normal", help="initializer (default normal: W_hh ~ N(0, 1/H))")
         p.add_argument("--radius", type=float, default=1.0, help="spectral radius of W_hh (default 1.0)")
         p.add_argument("--seed", type=int, default=0)
