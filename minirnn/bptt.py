@@ -250,13 +250,9 @@ class TBPTT:
 
         report = {"steps": float(n_b), "weight": weight, "loss": value}
         if self.update is not None or self.clip is not None:  # the norms matter when training
-            norm = clipping.global_norm(grads)
-            report["grad_norm"] = norm
-            if self.clip is not None:
-                clipping.clip_grad_norm(grads, self.clip)
-                report["clipped_norm"] = clipping.global_norm(grads)
-            else:
-                report["clipped_norm"] = norm
+            arrays = list(grads.values())
+            report["grad_norm"] = norm = clipping.global_norm(arrays)
+            report["clipped_norm"] = norm if self.clip is None else clipping.rescale(arrays, norm, self.clip)
         if self.update is not None:
             if weight > 0:  # a block with no scored position has nothing to learn from
                 self.update(grads)

@@ -83,20 +83,27 @@ def clip_grad_norm(
     max_norm = _positive_number(where, "max_norm", max_norm)
     arrays = _parameter_grads(where, grads)
     total = global_norm(arrays, norm_type)
-    if not math.isfinite(total):
-        if error_if_nonfinite:
-            raise ValueError(
-                f"{where}: the total norm of order {norm_type} of the gradients is {total}; "
-                "expected a finite number (set error_if_nonfinite=False to clip anyway)"
-            )
-        coef = max_norm / (total + 1e-6)
-    else:
-        coef = min(1.0, max_norm / (total + 1e-6))
+    if error_if_nonfinite and not math.isfinite(total):
+        raise ValueError(
+            f"{where}: the total norm of order {norm_type} of the gradients is {total}; "
+            "expected a finite number (set error_if_nonfinite=False to clip anyway)"
+        )
+    rescale(arrays, total, max_norm)
+    return total
+
+
+def rescale(arrays: list[np.ndarray], total: float, max_norm: float) -> float:
+    """Scale ``arrays`` (their global norm already known to be ``total``) as
+    :func:`clip_grad_norm` does, and return the norm they have afterwards: for callers that
+    computed the norm themselves, so the gradients are not read twice."""
+    coef = max_norm / (total + 1e-6)
+    if math.isfinite(total):
+        coef = min(1.0, coef)
     if coef != 1.0:
         with np.errstate(invalid="ignore"):
             for g in arrays:
                 g *= g.dtype.type(coef)
-    return total
+    return total * coef
 
 
 def clip_grad_value(grads: Mapping[str, np.ndarray] | Iterable[np.ndarray], clip_value: float) -> None:

@@ -269,11 +269,11 @@ class _Updater:
         norm = clipping.global_norm(params)
         if not math.isfinite(norm):
             raise self._stop(f"the gradient norm is {norm} (before clipping)")
-        if self.clip is not None:
-            clipping.clip_grad_norm(params, self.clip)
+        after = norm if self.clip is None else clipping.rescale(params, norm, self.clip)
         if self.clip_value is not None:
             clipping.clip_grad_value(params, self.clip_value)
-        self.norms.append((norm, clipping.global_norm(params)))
+            after = clipping.global_norm(params)
+        self.norms.append((norm, after))
         self.optimizer.step(grads)
 
 
