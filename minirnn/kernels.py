@@ -16,16 +16,20 @@ Two ways to walk the time axis share the same step functions (``*_forward_step``
 numba's tanh and exp are scalar libm calls (~15-20 ns each) that stop LLVM from vectorising a
 loop, so this module computes them itself (``exp_pos_``, ``transcend_``): straight-line
 arithmetic that vectorises (~2 ns per element) and agrees with NumPy to a few units in the last
-place (tested over wide grids).
+place (tested over wide grids). float32 arrays are computed in float32 throughout
+(``transcend32_``, and ``unit`` for the constant 1), which is 3-4x faster than promoting to
+float64 and rounding back.
 
 Activation codes (cells.ACTIVATION_CODES): 0 tanh, 1 relu, 2 sigmoid, 3 linear.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from ._jit import njit
+from ._jit import KERNEL_FLAGS, njit
 
 # ---------------------------------------------------------------------------------------------
 # vectorisable elementary functions
@@ -92,9 +96,62 @@ def exp_pos_(y):
     return p
 
 
+# float32 twins: float32 constants keep the arithmetic in float32 (a float64 constant would
+# promote every operation and halve the vector width), with float32-sized approximations.
+_f = np.float32
+_ONE32, _TWO32, _HALF32, _ZERO32 = _f(1.0), _f(2.0), _f(0.5), _f(0.0)
+_LOG2E32 = _f(_LOG2E)
+_LN2_HI32, _LN2_LO32 = _f(0.693359375), _f(-2.12194440e-4)  # Cephes expf's split of ln 2
+# Cephes expf: e^r = 1 + r + r^2 E(r) on |r| <= ln2/2
+_E0, _E1, _E2 = _f(1.9875691500e-4), _f(1.3981999507e-3), _f(8.3334519073e-3)
+_E3, _E4, _E5 = _f(4.1665795894e-2), _f(1.6666665459e-1), _f(5.0000001201e-1)
+# Cephes tanhf on |x| < 0.625: x + x^3 T(x^2)
+_T0, _T1, _T2 = _f(-5.70498872745e-3), _f(2.06390887954e-2), _f(-5.37397155531e-2)
+_T3, _T4 = _f(1.33314422036e-1), _f(-3.33332819422e-1)
+_K64, _K32, _K16, _K8, _K4, _K2, _K1 = (_f(2.0**e) for e in (6, 5, 4, 3, 2, 1, 0))
+_2P64, _2P32, _2P16, _2P8, _2P4, _2P2 = (_f(2.0**e) for e in (64, 32, 16, 8, 4, 2))
+_CAP_TANH32, _CAP_EXP32, _SMALL32 = _f(9.0), _f(88.0), _f(0.625)
+
+
+@njit(inline="always")
+def exp_pos32_(y):
+    """e^y for float32 0 <= y <= 88 without calls: as exp_pos_, with Cephes expf's degree-7
+    polynomial and 2^k (k <= 127) from exact powers 2^64, ..., 2 picked by selects."""
+    k = np.floor(y * _LOG2E32 + _HALF32)
+    r = (y - k * _LN2_HI32) - k * _LN2_LO32
+    p = _E0
+    p = p * r + _E1
+    p = p * r + _E2
+    p = p * r + _E3
+    p = p * r + _E4
+    p = p * r + _E5
+    p = p * r * r + r + _ONE32
+    t = k >= _K64
+    p = p * (_2P64 if t else _ONE32)
+    k = k - (_K64 if t else _ZERO32)
+    t = k >= _K32
+    p = p * (_2P32 if t else _ONE32)
+    k = k - (_K32 if t else _ZERO32)
+    t = k >= _K16
+    p = p * (_2P16 if t else _ONE32)
+    k = k - (_K16 if t else _ZERO32)
+    t = k >= _K8
+    p = p * (_2P8 if t else _ONE32)
+    k = k - (_K8 if t else _ZERO32)
+    t = k >= _K4
+    p = p * (_2P4 if t else _ONE32)
+    k = k - (_K4 if t else _ZERO32)
+    t = k >= _K2
+    p = p * (_2P2 if t else _ONE32)
+    k = k - (_K2 if t else _ZERO32)
+    t = k >= _K1
+    p = p * (_TWO32 if t else _ONE32)
+    return p
+
+
 @njit
-def transcend_(row, code):
-    """row <- tanh(row) (code 0) or sigmoid(row) (code 2) in place, row 1-D contiguous.
+def transcend64_(row, code):
+    """row <- tanh(row) (code 0) or sigmoid(row) (code 2) in place, row 1-D contiguous float64.
 
     One loop body serves both, so exp_pos_ is expanded in one place (compile time) and the loop
     vectorises (straight-line arithmetic and selects). With s = e^y:
@@ -108,13 +165,70 @@ def transcend_(row, code):
         ax = abs(x)
         y = 2.0 * min(ax, 19.5) if is_tanh else min(ax, 708.0)  # tanh is +-1 beyond 19.5
         s = exp_pos_(y)
-        z = x * x
-        small = x + x * z * ((_P0 * z + _P1) * z + _P2) / (((z + _Q0) * z + _Q1) * z + _Q2)
+        xs = max(min(x, 0.625), -0.625)  # the rational form is only used there; no overflow
+        z = xs * xs
+        small = xs + xs * z * ((_P0 * z + _P1) * z + _P2) / (((z + _Q0) * z + _Q1) * z + _Q2)
         big = 1.0 - 2.0 / (s + 1.0)
         big = big if x >= 0 else -big
         th = small if ax < 0.625 else big
         sg = (s if x >= 0 else 1.0) / (s + 1.0)
         row[j] = th if is_tanh else sg
+
+
+@njit
+def transcend32_(row, code):
+    """transcend64_ for float32 rows, in float32 throughout (about 4x faster than computing in
+    float64 and rounding): within 2.5 units in the last place of the exact values, tested."""
+    is_tanh = code == 0
+    for j in range(row.size):
+        x = row[j]
+        ax = abs(x)
+        y = _TWO32 * min(ax, _CAP_TANH32) if is_tanh else min(ax, _CAP_EXP32)  # tanhf(9) == 1
+        s = exp_pos32_(y)
+        xs = max(min(x, _SMALL32), -_SMALL32)  # the polynomial is only used there
+        z = xs * xs
+        small = ((((_T0 * z + _T1) * z + _T2) * z + _T3) * z + _T4) * z * xs + xs
+        big = _ONE32 - _TWO32 / (s + _ONE32)
+        big = big if x >= _ZERO32 else -big
+        th = small if ax < _SMALL32 else big
+        sg = (s if x >= _ZERO32 else _ONE32) / (s + _ONE32)
+        row[j] = th if is_tanh else sg
+
+
+def transcend_(row, code):
+    """tanh (code 0) or sigmoid (code 2) in place on a 1-D contiguous row, in the row's own
+    precision: transcend32_ for float32, transcend64_ for float64 (chosen when numba types the
+    call, see the overload below; this body runs only with NUMBA_DISABLE_JIT=1)."""
+    (transcend32_ if row.dtype == np.float32 else transcend64_)(row, code)
+
+
+def unit(a):
+    """1 in a's dtype, so that ``one - x`` stays float32 for float32 arrays (an integer or
+    float64 literal would promote the arithmetic to float64)."""
+    return a.dtype.type(1)
+
+
+_OVERLOAD_FLAGS: Any = {k: v for k, v in KERNEL_FLAGS.items() if k != "cache"}  # no cache option
+
+
+def _typed_overloads() -> None:
+    from numba import types
+    from numba.extending import overload
+    from numba.np.numpy_support import as_dtype
+
+    @overload(transcend_, jit_options=_OVERLOAD_FLAGS)
+    def _transcend(row, code):
+        if row.dtype == types.float32:
+            return lambda row, code: transcend32_(row, code)
+        return lambda row, code: transcend64_(row, code)
+
+    @overload(unit, inline="always", jit_options=_OVERLOAD_FLAGS)
+    def _unit(a):
+        scalar = as_dtype(a.dtype).type
+        return lambda a: scalar(1)
+
+
+_typed_overloads()
 
 
 @njit
@@ -125,25 +239,26 @@ def activate_inplace(a, code):
         transcend_(flat, code)
     elif code == 1:
         for i in range(flat.size):
-            flat[i] = flat[i] if flat[i] > 0 else 0
+            flat[i] = flat[i] if flat[i] > 0 else flat[i] - flat[i]  # +0, in a's dtype
 
 
 @njit
 def backprop_activation(g, h, code, out):
     """out <- g * f'(a), with f'(a) written through h = f(a) (cells.activation_derivative)."""
+    u1 = unit(g)
     gf = g.reshape(-1)
     hf = h.reshape(-1)
     of = out.reshape(-1)
     n = gf.size
     if code == 0:
         for i in range(n):
-            of[i] = gf[i] * (1 - hf[i] * hf[i])
+            of[i] = gf[i] * (u1 - hf[i] * hf[i])
     elif code == 1:
         for i in range(n):
-            of[i] = gf[i] if hf[i] > 0 else 0
+            of[i] = gf[i] if hf[i] > 0 else u1 - u1
     elif code == 2:
         for i in range(n):
-            of[i] = gf[i] * (hf[i] * (1 - hf[i]))
+            of[i] = gf[i] * (hf[i] * (u1 - hf[i]))
     else:
         for i in range(n):
             of[i] = gf[i]
@@ -278,6 +393,7 @@ def lstm_backward_step(dhs_t, dh, dc, G, tc_t, c_prev, A, dh_total_t, keep_dh):
     g_h = dhs_t + dh;  d_c = dc + g_h o (1 - tanh(c)^2)
     A = [d_c g i(1-i), d_c c_prev f(1-f), d_c i (1-g^2), g_h tanh(c) o(1-o)];  dc <- d_c f
     """
+    u1 = unit(G)
     B, H = dh.shape
     for b in range(B):
         for j in range(H):
@@ -289,11 +405,11 @@ def lstm_backward_step(dhs_t, dh, dc, G, tc_t, c_prev, A, dh_total_t, keep_dh):
             g = G[b, 2 * H + j]
             o = G[b, 3 * H + j]
             tc = tc_t[b, j]
-            d_c = dc[b, j] + g_h * o * (1 - tc * tc)
-            A[b, j] = d_c * g * i * (1 - i)
-            A[b, H + j] = d_c * c_prev[b, j] * f * (1 - f)
-            A[b, 2 * H + j] = d_c * i * (1 - g * g)
-            A[b, 3 * H + j] = g_h * tc * o * (1 - o)
+            d_c = dc[b, j] + g_h * o * (u1 - tc * tc)
+            A[b, j] = d_c * g * i * (u1 - i)
+            A[b, H + j] = d_c * c_prev[b, j] * f * (u1 - f)
+            A[b, 2 * H + j] = d_c * i * (u1 - g * g)
+            A[b, 3 * H + j] = g_h * tc * o * (u1 - o)
             dc[b, j] = d_c * f
 
 
@@ -345,6 +461,7 @@ def gru_forward_step(xa_t, u, b_hh, h_prev, G, hn_t, h_t):
     r = sigmoid(x_r + u_r + b_r), z = sigmoid(x_z + u_z + b_z), u_n = u_n + b_n,
     n = tanh(x_n + r u_n), h_t = (1 - z) n + z h_prev;  G <- (r, z, n), hn_t <- u_n
     """
+    u1 = unit(G)
     B, H = h_t.shape
     for b in range(B):
         for j in range(2 * H):
@@ -359,7 +476,7 @@ def gru_forward_step(xa_t, u, b_hh, h_prev, G, hn_t, h_t):
     for b in range(B):
         for j in range(H):
             z = G[b, H + j]
-            h_t[b, j] = (1 - z) * G[b, 2 * H + j] + z * h_prev[b, j]
+            h_t[b, j] = (u1 - z) * G[b, 2 * H + j] + z * h_prev[b, j]
 
 
 @njit
@@ -370,6 +487,7 @@ def gru_backward_step(dhs_t, carry, G, hn_t, h_prev, Xa, Ua, dh_total_t, keep_dh
     da_z = g_h (h_prev - n) z(1-z);  Xa = [da_r, da_z, da_n];  Ua = [da_r, da_z, da_n r]
     carry <- g_h z   (the direct path h_{t-1} -> h_t; the caller adds Ua W_hh)
     """
+    u1 = unit(G)
     B, H = carry.shape
     for b in range(B):
         for j in range(H):
@@ -379,9 +497,9 @@ def gru_backward_step(dhs_t, carry, G, hn_t, h_prev, Xa, Ua, dh_total_t, keep_dh
             r = G[b, j]
             z = G[b, H + j]
             n = G[b, 2 * H + j]
-            dan = g_h * (1 - z) * (1 - n * n)
-            dar = dan * hn_t[b, j] * r * (1 - r)
-            daz = g_h * (h_prev[b, j] - n) * z * (1 - z)
+            dan = g_h * (u1 - z) * (u1 - n * n)
+            dar = dan * hn_t[b, j] * r * (u1 - r)
+            daz = g_h * (h_prev[b, j] - n) * z * (u1 - z)
             Xa[b, j] = dar
             Xa[b, H + j] = daz
             Xa[b, 2 * H + j] = dan

@@ -106,10 +106,24 @@ def test_vectorisable_tanh_and_sigmoid_match_numpy():
         rel = np.abs(got - ref)[normal] / np.abs(ref[normal])
         assert rel.max() < 2e-15, (name, rel.max(), x[normal][rel.argmax()])
         assert np.abs(got - ref)[~normal].max(initial=0) < 1e-300
-    x32 = np.linspace(-30, 30, 100_001).astype(np.float32)
-    got32 = x32.copy()
-    kernels.activate_inplace(got32, 0)
-    assert got32.dtype == np.float32 and np.abs(got32 - np.tanh(x32)).max() < 2e-7
+
+
+def test_float32_tanh_and_sigmoid_are_float32_accurate():
+    """float32 rows are computed in float32 (kernels.transcend32_): within 2.5 units in the last
+    place of the exact value, where NumPy's own float32 tanh and sigmoid reach 1.3 and 3.2."""
+    from minirnn import cells, kernels
+
+    edges = [0.0, -0.0, 1e-30, -1e-7, 0.625, -0.625, 9.0, -9.5, 87.0, -88.0, 1e4, -1e4]
+    x32 = np.concatenate([np.linspace(-100, 100, 400_001), edges]).astype(np.float32)
+    x = x32.astype(np.float64)
+    for code, exact in ((0, np.tanh(x)), (2, cells.sigmoid(x))):  # float64: exact to 1e-16
+        got = x32.copy()
+        kernels.activate_inplace(got, code)
+        assert got.dtype == np.float32
+        normal = np.abs(exact) > 1e-37  # sigmoid below -88 is subnormal: compared absolutely
+        ulps = np.abs(got - exact)[normal] / np.spacing(np.abs(exact[normal]).astype(np.float32))
+        assert ulps.max() <= 2.5, (code, ulps.max(), x32[normal][ulps.argmax()])
+        assert np.abs(got - exact)[~normal].max(initial=0) < 1e-37
 
 
 def test_vectorisable_exp_matches_numpy():
