@@ -49,6 +49,28 @@ def median_time(fn, repeats: int, min_total: float = 0.2) -> float:
     return float(np.median(times))
 
 
+def numpy_blas() -> str:
+    """NumPy's BLAS and the kernel set it runs (OpenBLAS picks one per CPU, or takes
+    OPENBLAS_CORETYPE from the environment): it sets the speed of every large product."""
+    import ctypes
+    import glob
+
+    libs = glob.glob(
+        os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs", "*openblas*.so*")
+    )
+    if not libs:
+        return "a BLAS other than the bundled OpenBLAS"
+    lib = ctypes.CDLL(libs[0])  # the copy NumPy already loaded
+    for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename"):
+        fn = getattr(lib, name, None)
+        if fn is not None:
+            fn.restype = ctypes.c_char_p
+            core = fn().decode()
+            forced = os.environ.get("OPENBLAS_CORETYPE")
+            return f"OpenBLAS, {core} kernels" + (f" (OPENBLAS_CORETYPE={forced})" if forced else "")
+    return "OpenBLAS"
+
+
 def gemm_peak(dtype: np.dtype) -> float:
     """FLOP/s of numpy's GEMM on this machine (median of a few 1024^3 products)."""
     n = 1024
@@ -362,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}",
         "python": platform.python_version(),
         "numpy": np.__version__,
+        "numpy_blas": numpy_blas(),
         "gemm_gflops": {k: v / 1e9 for k, v in peaks.items()},
         "skipped": [n for n, ok in (("torch", have_torch), ("jax", have_jax)) if not ok],
         "rows": rows,
@@ -386,15 +409,15 @@ def markdown_table(result: dict) -> str:
     """The README's table: milliseconds for forward + full BPTT, and minirnn's ratios."""
     names = ("minirnn", "torch (2 threads)", "torch (1 thread)", "jax", "numpy loop")
     lines = [
-        f"Measured {result['date']} on {result['machine']}; numpy GEMM peak "
+        f"Measured {result['date']} on {result['machine']}; numpy {result['numpy']} with {result['numpy_blas']}, GEMM peak "
         + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in result["gemm_gflops"].items())
         + (f"; not installed: {', '.join(result['skipped'])}" if result["skipped"] else "")
         + ". Milliseconds, median of at least 7 runs.",
         "",
         "| cell | dtype | (T, B, I, H) | "
         + " | ".join(names)
-        + " | GEMM bound | vs fastest framework | vs bound |",
-        "|---|---|---|" + "---:|" * (len(names) + 3),
+        + " | GEMM bound | vs fastest framework | vs bound | peak memory |",
+        "|---|---|---|" + "---:|" * (len(names) + 4),
     ]
     for r in result["rows"]:
         ms = [f"{r['ms'][n]:.2f}" if r["ms"].get(n) is not None else "-" for n in names]

@@ -2,10 +2,9 @@
 
 numba is imported lazily (it costs ~0.5 s), so ``import minirnn`` stays fast and the plain
 NumPy reference path works even where numba cannot compile. Flags for every kernel live here:
-``cache=True`` so a new process reuses compiled code; of fastmath only ``contract`` (a * b + c
-as one fused multiply-add: one rounding instead of two, ~15% faster polynomials) and none of
-the flags that assume no NaN/Inf or reorder sums; ``error_model="numpy"`` so loops that divide
-can vectorise.
+``cache=True`` so a new process reuses compiled code, fastmath off because gradient checks
+cover these kernels (design.md; even ``contract``, fused multiply-adds, ~15% on the
+polynomials, stays off), ``error_model="numpy"`` so loops that divide can vectorise.
 
 numba keys its on-disk cache on the kernel's own source file, not on these flags: after
 changing them, delete minirnn/__pycache__/*.nbi (``make clean`` does) or old code is reused.
@@ -16,7 +15,7 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
-KERNEL_FLAGS = {"cache": True, "fastmath": {"contract"}, "error_model": "numpy", "nogil": True}
+KERNEL_FLAGS = {"cache": True, "fastmath": False, "error_model": "numpy", "nogil": True}
 
 
 def jit_enabled() -> bool:
