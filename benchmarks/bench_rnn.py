@@ -4,7 +4,8 @@ For each cell (vanilla tanh, LSTM, GRU), shape (T, B, I, H) and dtype, every con
 the hidden states for X (T, B, I), then the gradients of L = sum(h * G) for a fixed random G
 with respect to every weight and to X. Before anything is timed, each contender's gradients
 are checked against minirnn's (float64: 1e-10 relative). Timings are medians of at least 7
-runs after a warm-up; ratios are against the fastest framework in the same run, and against the
+runs after a warm-up, taken in rounds that run every contender once, so that a slow spell on a
+shared machine falls on all of them alike; ratios are against the fastest framework in the same run, and against the
 machine's GEMM lower bound (forward + backward FLOPs / peak GEMM FLOP/s measured here).
 
 Run: ``make bench`` (or ``python benchmarks/bench_rnn.py [--quick] [--cells rnn,lstm]``).
@@ -37,16 +38,31 @@ GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 OUT = Path(__file__).resolve().parent / "out"
 
 
-def median_time(fn, repeats: int, min_total: float = 0.2) -> float:
-    fn()
-    fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < repeats or (time.perf_counter() - start < min_total and len(times) < 50):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+def interleaved_medians(fns: dict, repeats: int, min_total: float = 0.2, rounds: int = 3) -> dict:
+    """Median seconds of each function, timed in ``rounds`` rounds in which every function
+    runs a block of calls (the order rotating), so that a slow spell on this shared machine
+    falls on every contender alike instead of whichever happened to be running. Each block
+    starts with one untimed call, which absorbs the hand-over from the previous contender
+    (another library's thread pool still spinning, caches holding other data). At least
+    ``repeats`` timed calls each, more (up to 50) until each has run ``min_total`` seconds. A
+    function's ``prepare`` attribute, if any, runs first in each block, untimed."""
+    names = list(fns)
+    per_block = -(-repeats // rounds)
+    times: dict = {name: [] for name in names}
+    r = 0
+    while r < rounds or (min(sum(t) for t in times.values()) < min_total and r < 50 // per_block):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            fn = fns[name]
+            prepare = getattr(fn, "prepare", None)
+            if prepare is not None:
+                prepare()
+            fn()
+            for _ in range(per_block):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+        r += 1
+    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def numpy_blas() -> str:
@@ -72,13 +88,19 @@ def numpy_blas() -> str:
 
 
 def gemm_peak(dtype: np.dtype) -> float:
-    """FLOP/s of numpy's GEMM on this machine (median of a few 1024^3 products)."""
+    """FLOP/s of numpy's GEMM on this machine: the fastest of ten 1024^3 products (the best
+    rate seen, so that a slow spell cannot lower the bound the contenders are held to)."""
     n = 1024
     a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
     b = a.T.copy()
     c = np.empty_like(a)
-    t = median_time(lambda: np.matmul(a, b, out=c), 5)
-    return 2 * n**3 / t
+    np.matmul(a, b, out=c)
+    times = []
+    for _ in range(10):
+        t0 = time.perf_counter()
+        np.matmul(a, b, out=c)
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / min(times)
 
 
 def lower_bound_flops(cell: str, T: int, B: int, I: int, H: int) -> float:
@@ -151,6 +173,15 @@ def torch_contender(model, X, G, threads: int):
             "X": x.grad.numpy(),
         }
 
+    def prepare():
+        """Contenders take turns, so set this one's thread count; after a change, run once
+        untimed: the first call after a change pays for resizing torch's thread pool."""
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+            run()
+
+    prepare()
+    run.prepare = prepare
     return run
 
 
@@ -239,8 +270,14 @@ def truncation_cost(shapes, repeats: int) -> list[dict]:
         model = mr.RNN(I, H, 1, seed=0)
         rng = np.random.default_rng(1)
         X, Y = rng.standard_normal((T, B, I)), rng.standard_normal((T, B, 1))
-        full = median_time(lambda m=model, x=X, y=Y: bptt.full_gradients(m, x, y), repeats)
-        trunc = median_time(lambda m=model, x=X, y=Y: bptt.tbptt_gradients(m, x, y, 20), repeats)
+        timed = interleaved_medians(
+            {
+                "full": lambda m=model, x=X, y=Y: bptt.full_gradients(m, x, y),
+                "trunc": lambda m=model, x=X, y=Y: bptt.tbptt_gradients(m, x, y, 20),
+            },
+            repeats,
+        )
+        full, trunc = timed["full"], timed["trunc"]
         rows.append(
             {
                 "shape": [T, B, I, H],
@@ -306,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     repeats = 3 if args.quick else max(7, args.repeats)
     contenders = ["minirnn", "torch (2 threads)", "torch (1 thread)", "jax", "numpy loop"]
     try:
-        import torch
+        import torch  # noqa: F401
 
         have_torch = True
     except ImportError:
@@ -339,17 +376,14 @@ def main(argv: list[str] | None = None) -> int:
                     if name not in runners:
                         row["ms"][name] = None
                         continue
-                    if name.startswith("torch"):
-                        import torch
-
-                        torch.set_num_threads(int(name.split("(")[1][0]))
                     err = check(ref, runners[name](), tol) if name != "minirnn" else 0.0
                     row["error"][name] = err
                     if err > tol:
                         raise SystemExit(
                             f"{name} disagrees with minirnn on {cell} {(T, B, I, H)} {dtn}: {err:.2e} > {tol}"
                         )
-                    row["ms"][name] = 1e3 * median_time(runners[name], repeats)
+                timed = interleaved_medians({n: runners[n] for n in contenders if n in runners}, repeats)
+                row["ms"].update({n: 1e3 * t for n, t in timed.items()})
                 bound = lower_bound_flops(cell, T, B, I, H) / peaks[dtn]
                 row["lower_bound_ms"] = 1e3 * bound
                 frameworks = [
