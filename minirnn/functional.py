@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _blas, loops
 from . import _validate as v
-from . import loops
 from ._jit import jit_enabled, kernels
 from .cells import (
     ACTIVATION_CODES,
@@ -31,18 +31,38 @@ from .cells import (
     rnn_step_forward,
 )
 
-# From this many multiply-adds in the recurrent product per step (B * G*H * H) the stepped loops
-# (NumPy's threaded GEMM, a few microseconds of Python per step) beat the compiled scans (no
-# per-step overhead, a hand-written product at several GFLOP/s); with fewer than 8 rows a GEMM
-# runs far below its peak, so small batches stay compiled up to four times longer. Measured on
-# the benchmark machine (benchmarks/); both paths share the fused steps and give the same numbers.
-STEPPED_MIN_MACS = 262_144
+# Which product a step's recurrence uses, measured on the benchmark machine (benchmarks/, and
+# the crossover scan noted in issue 10): a BLAS GEMM, even called from compiled code (~1 us),
+# only beats the hand-written product (matmul_acc, no call at all) from 16 rows on, or from 8
+# rows when the step is large; with fewer rows OpenBLAS runs far below its peak and the
+# hand-written loop wins at every width measured (B = 1, H = 1024: 23 ms against 55 ms).
+BLAS_MIN_ROWS, BLAS_MIN_MACS = 16, 16_384
+BLAS_MIN_ROWS_LARGE, BLAS_LARGE_MACS = 8, 1_048_576
+# Without NumPy's BLAS pointer the GEMM costs a trip through Python per step (loops.py), worth
+# it only from this much work per step.
+PYTHON_LOOP_MIN_MACS = 262_144
 
 
 def use_stepped(B: int, GH: int, H: int) -> bool:
-    """True when a step of B rows, GH gate pre-activations and H units goes to loops.py."""
+    """True when a step of B rows, GH gate pre-activations and H units wants a BLAS GEMM for
+    its recurrent product (B * GH * H multiply-adds) rather than the hand-written one."""
     macs = B * GH * H
-    return macs >= STEPPED_MIN_MACS and (B >= 8 or macs >= 4 * STEPPED_MIN_MACS)
+    return (B >= BLAS_MIN_ROWS and macs >= BLAS_MIN_MACS) or (
+        B >= BLAS_MIN_ROWS_LARGE and macs >= BLAS_LARGE_MACS
+    )
+
+
+def _time_loop(B: int, GH: int, H: int, dtype: np.dtype) -> tuple[bool, object]:
+    """(python_loop, gemm) for a recurrence: small steps run the compiled scans with the
+    hand-written product (gemm None); large steps the compiled scans calling NumPy's BLAS
+    through a pointer (_blas.py), or, where that pointer is unavailable, loops.py's Python loop
+    around np.matmul. All three give the same numbers (tests/test_kernels.py)."""
+    if not use_stepped(B, GH, H):
+        return False, None
+    gemm = _blas.gemm(dtype)
+    if gemm is not None:
+        return False, gemm
+    return B * GH * H >= PYTHON_LOOP_MIN_MACS, None
 
 
 @dataclass
@@ -240,8 +260,12 @@ def rnn_forward(
         h0 = np.zeros((B, H), dtype=X.dtype)
     if jit_enabled():
         hs = _input_projection(X, W_xh, b_h)
-        scan = loops.rnn_forward if use_stepped(B, H, H) else kernels().rnn_forward_scan
-        scan(hs, np.ascontiguousarray(W_hh.T), h0, ACTIVATION_CODES[activation])
+        args = (hs, np.ascontiguousarray(W_hh.T), h0, ACTIVATION_CODES[activation])
+        python_loop, gemm = _time_loop(B, H, H, X.dtype)
+        if python_loop:
+            loops.rnn_forward(*args)
+        else:
+            kernels().rnn_forward_scan(gemm, *args)
     else:
         hs = np.empty((T, B, H), dtype=X.dtype)
         h = h0
@@ -297,18 +321,18 @@ def rnn_backward(
         dh_all = np.empty_like(hs) if return_dh else None
         carry = np.zeros((B, H), dtype=hs.dtype)
         code = ACTIVATION_CODES[cache.activation]
-        stepped = use_stepped(B, H, H)
+        python_loop, gemm = _time_loop(B, H, H, hs.dtype)
         windows = _windows(T, B)
         buf = np.empty((windows[0][1] - windows[0][0], B, H), dtype=hs.dtype)
         for t0, t1 in windows:
             da = buf[: t1 - t0]
             total = dh_all[t0:t1] if dh_all is not None else None
-            if stepped:
+            if python_loop:
                 loops.rnn_backward(dhs[t0:t1], hs[t0:t1], W_hh, code, k, t0, da, total, carry)
             else:
                 kept = total if total is not None else da[:1]
                 kernels().rnn_backward_scan(
-                    dhs[t0:t1], hs[t0:t1], W_hh, code, k, t0, da, kept, return_dh, carry
+                    gemm, dhs[t0:t1], hs[t0:t1], W_hh, code, k, t0, da, kept, return_dh, carry
                 )
             _accumulate(grads, t0, t1, da, da, X, h0 if t0 == 0 else hs[t0 - 1], hs, W_xh)
         grads["h0"] = carry
@@ -441,8 +465,12 @@ def lstm_forward(
     cs, tanh_cs = np.empty_like(hs), np.empty_like(hs)
     if jit_enabled():
         gates = _input_projection(X, W_xh, b_h)
-        scan = loops.lstm_forward if use_stepped(B, 4 * H, H) else kernels().lstm_forward_scan
-        scan(gates, np.ascontiguousarray(W_hh.T), h_0, c_0, hs, cs, tanh_cs)
+        args = (gates, np.ascontiguousarray(W_hh.T), h_0, c_0, hs, cs, tanh_cs)
+        python_loop, gemm = _time_loop(B, 4 * H, H, X.dtype)
+        if python_loop:
+            loops.lstm_forward(*args)
+        else:
+            kernels().lstm_forward_scan(gemm, *args)
     else:
         gates = np.empty((T, B, 4 * H), dtype=X.dtype)
         h, c = h_0, c_0
@@ -487,7 +515,7 @@ def lstm_backward(
     grads = _new_grads(X, W_xh, W_hh, {"b_h": cache.b_h is not None})
     dh0, dc0 = np.zeros((B, H), dtype=hs.dtype), dc_init
     if jit_enabled():
-        stepped = use_stepped(B, 4 * H, H)
+        python_loop, gemm = _time_loop(B, 4 * H, H, hs.dtype)
         windows = _windows(T, B)
         buf = np.empty((windows[0][1] - windows[0][0], B, 4 * H), dtype=hs.dtype)
         for t0, t1 in windows:
@@ -505,10 +533,11 @@ def lstm_backward(
                 t0,
                 da,
             )
-            if stepped:
+            if python_loop:
                 loops.lstm_backward(*w, total, dh0, dc0)
             else:
-                kernels().lstm_backward_scan(*w, total if total is not None else da[:1], return_dh, dh0, dc0)
+                kept = total if total is not None else da[:1]
+                kernels().lstm_backward_scan(gemm, *w, kept, return_dh, dh0, dc0)
             _accumulate(grads, t0, t1, da, da, X, cache.h0 if t0 == 0 else hs[t0 - 1], hs, W_xh)
     else:
         da = np.empty_like(cache.gates)
@@ -608,8 +637,12 @@ def gru_forward(
             gates,
             hn,
         )
-        scan = loops.gru_forward if use_stepped(B, 3 * H, H) else kernels().gru_forward_scan
-        scan(*args, np.empty((B, 3 * H), dtype=X.dtype))
+        u = np.empty((B, 3 * H), dtype=X.dtype)
+        python_loop, gemm = _time_loop(B, 3 * H, H, X.dtype)
+        if python_loop:
+            loops.gru_forward(*args, u)
+        else:
+            kernels().gru_forward_scan(gemm, *args, u)
     else:
         h = h_0
         for t in range(T):
@@ -643,7 +676,7 @@ def gru_backward(
     grads = _new_grads(X, W_xh, W_hh, {"b_h": cache.b_h is not None, "b_hh": cache.b_hh is not None})
     dh0 = np.zeros((B, H), dtype=hs.dtype)
     if jit_enabled():
-        stepped = use_stepped(B, 3 * H, H)
+        python_loop, gemm = _time_loop(B, 3 * H, H, hs.dtype)
         windows = _windows(T, B)
         n_max = windows[0][1] - windows[0][0]
         xbuf = np.empty((n_max, B, 3 * H), dtype=hs.dtype)
@@ -653,12 +686,11 @@ def gru_backward(
             total = dh_all[t0:t1] if dh_all is not None else None
             h_init = cache.h0 if t0 == 0 else hs[t0 - 1]
             w = (dhs[t0:t1], hs[t0:t1], h_init, cache.gates[t0:t1], cache.hn[t0:t1], W_hh, k, t0, dxa, dua)
-            if stepped:
+            if python_loop:
                 loops.gru_backward(*w, total, dh0)
             else:
-                kernels().gru_backward_scan(
-                    *w, total if total is not None else dxa[:1, :, :H], return_dh, dh0
-                )
+                kept = total if total is not None else dxa[:1, :, :H]
+                kernels().gru_backward_scan(gemm, *w, kept, return_dh, dh0)
             _accumulate(grads, t0, t1, dxa, dua, X, h_init, hs, W_xh)
     else:
         dxa, dua = np.empty_like(cache.gates), np.empty_like(cache.gates)

@@ -5,13 +5,16 @@ functional.py) and computes exactly what cells.py computes, in place, with no al
 The input projection and the weight gradients are whole-sequence GEMMs done by the caller;
 what is here is the recurrent product h_{t-1} W_hh^T and the fused elementwise work.
 
-Two ways to walk the time axis share the same step functions (``*_forward_step``,
-``*_backward_step``, one fused pass over a (B, H) step):
+The time loops (``*_scan``) are compiled whole and share the step functions (``*_forward_step``,
+``*_backward_step``, one fused pass over a (B, H) step). Their recurrent product is
 
-* ``*_scan``: the whole loop compiled, the recurrent product a hand-written loop; for small
-  steps, where leaving compiled code once per step would cost more than the step;
-* loops.py: a Python loop calling NumPy's threaded GEMM and then the same compiled step; for
-  large steps, where the GEMM dominates.
+* the hand-written ``matmul_acc`` for small steps, where any call out would cost more than
+  the product (``gemm`` None);
+* NumPy's own threaded BLAS for large steps, called through a C pointer (``gemm``, from
+  _blas.py) without leaving compiled code.
+
+loops.py walks the same steps from Python around ``np.matmul``: the fallback for large steps
+where that pointer is unavailable.
 
 numba's tanh and exp are scalar libm calls (~15-20 ns each) that stop LLVM from vectorising a
 loop, so this module computes them itself (``expm1_pos_``, ``transcend_``): straight-line
@@ -271,6 +274,20 @@ def matmul_acc(A, M, out, accumulate):
 
 
 @njit
+def product_(gemm, A, M, out, accumulate):
+    """out (B, N) (+)= A (B, K) @ M (K, N), all C-contiguous: through NumPy's BLAS when gemm is
+    its cblas_?gemm (a ctypes pointer from _blas.py), else the hand-written matmul_acc. numba
+    compiles one version per type of gemm; with None the BLAS branch is pruned away."""
+    if gemm is None:
+        matmul_acc(A, M, out, accumulate)
+    else:
+        B, K = A.shape
+        N = M.shape[1]
+        beta = 1.0 if accumulate else 0.0
+        gemm(101, 111, 111, B, N, K, 1.0, A.ctypes.data, K, M.ctypes.data, N, beta, out.ctypes.data, N)
+
+
+@njit
 def zero(a):
     f = a.reshape(-1)
     for i in range(f.size):
@@ -298,7 +315,7 @@ def rnn_backward_step(dhs_t, carry, h_t, code, da_t, dh_total_t, keep_dh):
 
 
 @njit
-def rnn_forward_scan(hs, W_hhT, h0, code):
+def rnn_forward_scan(gemm, hs, W_hhT, h0, code):
     """In place over the time loop: hs[t] <- f(hs[t] + h_{t-1} W_hh^T), h_{-1} = h0.
 
     On entry hs holds the input projection X W_xh^T + b_h for every step (T, B, H);
@@ -306,12 +323,12 @@ def rnn_forward_scan(hs, W_hhT, h0, code):
     """
     for t in range(hs.shape[0]):
         h_prev = h0 if t == 0 else hs[t - 1]
-        matmul_acc(h_prev, W_hhT, hs[t], True)
+        product_(gemm, h_prev, W_hhT, hs[t], True)
         activate_inplace(hs[t], code)
 
 
 @njit
-def rnn_backward_scan(dhs, hs, W_hh, code, truncate, offset, da, dh_total, keep_dh, carry):
+def rnn_backward_scan(gemm, dhs, hs, W_hh, code, truncate, offset, da, dh_total, keep_dh, carry):
     """Walk t = T-1 .. 0 carrying dL/dh back through the recurrence::
 
         g_t  = dhs[t] + carry            (direct part + recurrent part)
@@ -330,7 +347,7 @@ def rnn_backward_scan(dhs, hs, W_hh, code, truncate, offset, da, dh_total, keep_
         if truncate > 0 and s > 0 and s % truncate == 0:
             zero(carry)
         else:
-            matmul_acc(da[t], W_hh, carry, False)
+            product_(gemm, da[t], W_hh, carry, False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -392,7 +409,7 @@ def lstm_backward_step(dhs_t, dh, dc, G, tc_t, c_prev, A, dh_total_t, keep_dh):
 
 
 @njit
-def lstm_forward_scan(gates, W_hhT, h0, c0, hs, cs, tcs):
+def lstm_forward_scan(gemm, gates, W_hhT, h0, c0, hs, cs, tcs):
     """LSTM time loop (cells.lstm_step_forward), in place.
 
     gates (T, B, 4H) holds the input projection on entry and i, f, g, o on exit;
@@ -401,12 +418,14 @@ def lstm_forward_scan(gates, W_hhT, h0, c0, hs, cs, tcs):
     for t in range(gates.shape[0]):
         h_prev = h0 if t == 0 else hs[t - 1]
         c_prev = c0 if t == 0 else cs[t - 1]
-        matmul_acc(h_prev, W_hhT, gates[t], True)
+        product_(gemm, h_prev, W_hhT, gates[t], True)
         lstm_forward_step(gates[t], c_prev, cs[t], tcs[t], hs[t])
 
 
 @njit
-def lstm_backward_scan(dhs, gates, cs, tcs, c_init, W_hh, truncate, offset, da, dh_total, keep_dh, dh, dc):
+def lstm_backward_scan(
+    gemm, dhs, gates, cs, tcs, c_init, W_hh, truncate, offset, da, dh_total, keep_dh, dh, dc
+):
     """LSTM backward time loop (cells.lstm_step_backward) over a window, t = T-1 .. 0.
 
     Writes da (T, B, 4H), the pre-activation gradients. dh and dc enter holding dL/dh and
@@ -424,7 +443,7 @@ def lstm_backward_scan(dhs, gates, cs, tcs, c_init, W_hh, truncate, offset, da, 
             zero(dh)
             zero(dc)
         else:
-            matmul_acc(da[t], W_hh, dh, False)
+            product_(gemm, da[t], W_hh, dh, False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -488,7 +507,7 @@ def gru_backward_step(dhs_t, carry, G, hn_t, h_prev, Xa, Ua, dh_total_t, keep_dh
 
 
 @njit
-def gru_forward_scan(xa, W_hhT, b_hh, h0, hs, gates, hn, u):
+def gru_forward_scan(gemm, xa, W_hhT, b_hh, h0, hs, gates, hn, u):
     """GRU time loop (cells.gru_step_forward).
 
     xa (T, B, 3H): input projection plus b_h; b_hh (3H,); writes hs (T, B, H), gates (T, B, 3H)
@@ -496,12 +515,14 @@ def gru_forward_scan(xa, W_hhT, b_hh, h0, hs, gates, hn, u):
     """
     for t in range(xa.shape[0]):
         h_prev = h0 if t == 0 else hs[t - 1]
-        matmul_acc(h_prev, W_hhT, u, False)
+        product_(gemm, h_prev, W_hhT, u, False)
         gru_forward_step(xa[t], u, b_hh, h_prev, gates[t], hn[t], hs[t])
 
 
 @njit
-def gru_backward_scan(dhs, hs, h_init, gates, hn, W_hh, truncate, offset, dxa, dua, dh_total, keep_dh, carry):
+def gru_backward_scan(
+    gemm, dhs, hs, h_init, gates, hn, W_hh, truncate, offset, dxa, dua, dh_total, keep_dh, carry
+):
     """GRU backward time loop (cells.gru_step_backward) over a window, t = T-1 .. 0.
 
     Writes dxa (input-side pre-activation gradients) and dua (hidden-side) (T, B, 3H); carry
@@ -516,4 +537,4 @@ def gru_backward_scan(dhs, hs, h_init, gates, hn, W_hh, truncate, offset, dxa, d
         if truncate > 0 and s > 0 and s % truncate == 0:
             zero(carry)
         else:
-            matmul_acc(dua[t], W_hh, carry, True)
+            product_(gemm, dua[t], W_hh, carry, True)

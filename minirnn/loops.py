@@ -1,13 +1,13 @@
-"""Time loops for large steps: NumPy's threaded GEMM, then the fused compiled step.
+"""Time loops for large steps where NumPy's BLAS pointer is unavailable: Python around np.matmul.
 
-When a step is large the Python call per step (a few microseconds) is cheap next to the work,
-and the recurrent product wants NumPy's threaded BLAS (the same library as the whole-sequence
-products; numba's own BLAS is a second library with a second thread pool). So each step is one
-``np.matmul(..., out=)`` into a preallocated buffer and one call of the same fused elementwise
-step the compiled scans use (kernels.*_step). The numbers are those of kernels.py and cells.py;
-the tests hold all three together.
+The compiled scans (kernels.py) call NumPy's GEMM through a C function pointer (_blas.py). Where
+NumPy was built against another BLAS (MKL, Accelerate, a system library) or MINIRNN_BLAS=0,
+there is no such pointer, and these loops do the same work from Python: each step is one
+``np.matmul(..., out=)`` into a preallocated buffer and one call of the same fused compiled step
+(kernels.*_step). A few microseconds more per step; the same numbers (tests/test_kernels.py
+runs every cell through all three loops).
 
-functional.py picks this path or the compiled scans by the work per step (``use_stepped``).
+functional.py picks the loop (``_time_loop``).
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minirnn as mr
-from minirnn import cells, functional
+from minirnn import cells
 from minirnn.gradcheck import relative_error
 from tests import naive
+from tests.time_loops import LOOPS, use_loop
 
 GATES = {"lstm": 4, "gru": 3}
 
@@ -44,12 +45,12 @@ def run(cell, X, W_xh, W_hh, b, s, dhs=None, truncate=None, return_dh=False):
     H=st.integers(1, 6),
     bias=st.booleans(),
     h0=st.booleans(),
-    stepped=st.booleans(),
+    loop=st.sampled_from(LOOPS),
     truncate=st.sampled_from([None, 1, 2, 3]),
     seed=st.integers(0, 2**16),
 )
-def test_kernel_equals_reference(monkeypatch, cell, T, B, I, H, bias, h0, stepped, truncate, seed):
-    monkeypatch.setattr(functional, "STEPPED_MIN_MACS", 0 if stepped else 10**15)
+def test_kernel_equals_reference(monkeypatch, cell, T, B, I, H, bias, h0, loop, truncate, seed):
+    use_loop(monkeypatch, loop)
     args = draw(np.random.default_rng(seed), cell, T, B, I, H, bias, h0)
     dhs = np.random.default_rng(seed + 1).standard_normal((T, B, H))
     out = {}

@@ -6,7 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minirnn as mr
-from minirnn import functional
+from minirnn import _blas, functional
+from tests.time_loops import LOOPS, use_loop
 
 ACTS = ["tanh", "relu", "sigmoid", "linear"]
 
@@ -42,19 +43,19 @@ def assert_same(jit, ref, rtol):
 
 
 @pytest.mark.parametrize("activation", ACTS)
-@pytest.mark.parametrize("stepped", [False, True])
+@pytest.mark.parametrize("loop", LOOPS)
 @pytest.mark.parametrize("truncate", [None, 1, 3])
-def test_kernel_equals_reference_float64(monkeypatch, rng, activation, stepped, truncate):
-    monkeypatch.setattr(functional, "STEPPED_MIN_MACS", 0 if stepped else 10**15)
+def test_kernel_equals_reference_float64(monkeypatch, rng, activation, loop, truncate):
+    use_loop(monkeypatch, loop)
     args, dhs = draw(rng, 9, 3, 4, 6, np.float64)
     args = (*args, activation)
     assert_same(*run_both(monkeypatch, args, dhs, truncate), rtol=1e-12)
 
 
 @pytest.mark.parametrize("activation", ACTS)
-@pytest.mark.parametrize("stepped", [False, True])
-def test_kernel_equals_reference_float32(monkeypatch, rng, activation, stepped):
-    monkeypatch.setattr(functional, "STEPPED_MIN_MACS", 0 if stepped else 10**15)
+@pytest.mark.parametrize("loop", LOOPS)
+def test_kernel_equals_reference_float32(monkeypatch, rng, activation, loop):
+    use_loop(monkeypatch, loop)
     args, dhs = draw(rng, 12, 2, 3, 8, np.float32)
     jit, ref = run_both(monkeypatch, (*args, activation), dhs)
     assert jit[0].dtype == np.float32 and all(g.dtype == np.float32 for g in jit[1].values())
@@ -69,20 +70,28 @@ def test_kernel_equals_reference_float32(monkeypatch, rng, activation, stepped):
     activation=st.sampled_from(ACTS),
     bias=st.booleans(),
     h0=st.booleans(),
-    stepped=st.booleans(),
+    loop=st.sampled_from(LOOPS),
     seed=st.integers(0, 2**16),
 )
-def test_kernel_equals_reference_any_shape(monkeypatch, T, B, I, H, activation, bias, h0, stepped, seed):
-    monkeypatch.setattr(functional, "STEPPED_MIN_MACS", 0 if stepped else 10**15)
+def test_kernel_equals_reference_any_shape(monkeypatch, T, B, I, H, activation, bias, h0, loop, seed):
+    use_loop(monkeypatch, loop)
     args, dhs = draw(np.random.default_rng(seed), T, B, I, H, np.float64, bias, h0, scale=1.5)
     assert_same(*run_both(monkeypatch, (*args, activation), dhs), rtol=1e-12)
 
 
-def test_path_threshold_picks_by_work():
-    assert not functional.use_stepped(1, 32, 32)
-    assert not functional.use_stepped(4, 4 * 128, 128)  # few rows: compiled
-    assert functional.use_stepped(64, 256, 256)
-    assert functional.use_stepped(1, 4 * 512, 512)
+def test_path_threshold_picks_by_work(monkeypatch):
+    assert not functional.use_stepped(1, 4 * 1024, 1024)  # one row: hand-written at any width
+    assert not functional.use_stepped(4, 4 * 128, 128)
+    assert not functional.use_stepped(8, 256, 256)
+    assert functional.use_stepped(8, 4 * 256, 256)
+    assert functional.use_stepped(16, 32, 32)
+    assert not functional.use_stepped(16, 8, 8)
+    monkeypatch.setenv("MINIRNN_BLAS", "0")  # no pointer: a Python loop only for large steps
+    assert functional._time_loop(16, 32, 32, np.dtype(np.float64)) == (False, None)
+    assert functional._time_loop(64, 256, 256, np.dtype(np.float64)) == (True, None)
+    monkeypatch.setenv("MINIRNN_BLAS", "1")
+    python_loop, gemm = functional._time_loop(64, 256, 256, np.dtype(np.float64))
+    assert not python_loop and (gemm is not None) == (_blas.gemm(np.float64) is not None)
 
 
 def test_kernels_handle_non_contiguous_inputs(rng):

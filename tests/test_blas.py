@@ -1,0 +1,54 @@
+"""_blas.py: NumPy's GEMM as a pointer for the compiled loops, and its fallbacks."""
+
+import numpy as np
+import pytest
+
+import minirnn as mr
+from minirnn import _blas
+from tests.time_loops import use_loop
+
+
+@pytest.fixture
+def fresh(monkeypatch):
+    """An empty pointer cache, restored after the test."""
+    monkeypatch.setattr(_blas, "_cache", {})
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_pointer_computes_a_gemm_with_beta(fresh, dtype):
+    gemm = _blas.gemm(dtype)
+    if gemm is None:
+        pytest.skip("NumPy does not bundle OpenBLAS here")
+    rng = np.random.default_rng(0)
+    A, M = rng.standard_normal((6, 9)).astype(dtype), rng.standard_normal((9, 4)).astype(dtype)
+    out = np.full((6, 4), 2.0, dtype=dtype)
+    gemm(101, 111, 111, 6, 4, 9, 1.0, A.ctypes.data, 9, M.ctypes.data, 4, 0.5, out.ctypes.data, 4)
+    np.testing.assert_allclose(out, A @ M + 1.0, rtol=1e-5 if dtype == np.float32 else 1e-13)
+
+
+def test_fallbacks_give_none(fresh, monkeypatch):
+    monkeypatch.setenv("MINIRNN_BLAS", "0")
+    assert _blas.gemm(np.float64) is None
+    monkeypatch.setenv("MINIRNN_BLAS", "1")
+    monkeypatch.setattr(_blas, "_numpy_blas_library", lambda: None)  # NumPy on another BLAS
+    assert _blas.gemm(np.float64) is None
+
+
+def test_a_pointer_that_disagrees_is_not_used(fresh, monkeypatch):
+    monkeypatch.setattr(_blas, "_agrees", lambda fn, dtype: False)
+    assert _blas.gemm(np.float32) is None
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_all_three_time_loops_agree_at_a_blas_sized_shape(monkeypatch, rng, cell):
+    model = mr.RNN(8, 48, cell=cell, seed=0)
+    X = rng.standard_normal((7, 16, 8))
+    out = {}
+    for loop in ("compiled", "blas", "python"):
+        use_loop(monkeypatch, loop)
+        Y, cache = model.forward(X)
+        out[loop] = (Y, model.backward(np.ones_like(Y), cache, truncate=3))
+    for loop in ("blas", "python"):
+        np.testing.assert_allclose(out[loop][0], out["compiled"][0], rtol=1e-12, atol=1e-14)
+        for k, g in out["compiled"][1].items():
+            np.testing.assert_allclose(out[loop][1][k], g, rtol=1e-11, atol=1e-13, err_msg=f"{loop} {k}")
