@@ -44,14 +44,19 @@ def interleaved_medians(fns: dict, repeats: int, min_total: float = 0.2, rounds:
     falls on every contender alike instead of whichever happened to be running. Each block
     starts with one untimed call, which absorbs the hand-over from the previous contender
     (another library's thread pool still spinning, caches holding other data). At least
-    ``repeats`` timed calls each, more (up to 50) until each has run ``min_total`` seconds. A
-    function's ``prepare`` attribute, if any, runs first in each block, untimed."""
+    ``repeats`` timed calls each; then the functions that have not yet run ``min_total``
+    seconds get more blocks (up to 50 calls). A function's ``prepare`` attribute, if any,
+    runs first in each block, untimed."""
     names = list(fns)
     per_block = -(-repeats // rounds)
     times: dict = {name: [] for name in names}
     r = 0
-    while r < rounds or (min(sum(t) for t in times.values()) < min_total and r < 50 // per_block):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
+    while True:
+        # after the first rounds, only the functions still short of min_total (fast ones)
+        todo = [n for n in names if r < rounds or (sum(times[n]) < min_total and len(times[n]) < 50)]
+        if not todo:
+            break
+        for name in todo[r % len(todo) :] + todo[: r % len(todo)]:
             fn = fns[name]
             prepare = getattr(fn, "prepare", None)
             if prepare is not None:

@@ -54,6 +54,11 @@ def _param_grads(model: RNN, g: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: g[k] for k in model.params}
 
 
+# In accumulate mode with k1 = k2, blocks are processed together in groups of about this many
+# (time x batch) rows (see TBPTT._feed_detached).
+GROUP_ROWS = 4096
+
+
 class TBPTT:
     """Truncated BPTT(k1, k2) over a stream of (X, Y) chunks, carrying the state between them.
 
@@ -108,6 +113,7 @@ class TBPTT:
         self._hist_state: State = None  # the state before _hist_X[0]
         self._resets: list[tuple[int, np.ndarray | None]] = []  # (offset into history, rows)
         self._shape: tuple[int, int] | None = None  # (B, I) of the stream
+        self._whole_blocks = True  # _feed_detached where it applies (tests switch it off)
         self.zero_grad()
 
     # ------------------------------------------------------------------ state
@@ -189,10 +195,40 @@ class TBPTT:
         if mask is not None and np.shape(mask) != (T, B):
             raise ValueError(f"{where}: mask has shape {np.shape(mask)}; expected (T, B) = {(T, B)}")
         k1 = self.k1
+        if mask is not None:
+            mask = np.asarray(mask)
+        if self._whole_blocks and self.update is None and self.clip is None and self.k1 == self.k2:
+            return self._feed_detached(X, Y, mask)
         return [
-            self._block(X[s : s + k1], Y[s : s + k1], None if mask is None else np.asarray(mask)[s : s + k1])
+            self._block(X[s : s + k1], Y[s : s + k1], None if mask is None else mask[s : s + k1])
             for s in range(0, T, k1)
         ]
+
+    def _feed_detached(self, X: np.ndarray, Y: np.ndarray, mask: np.ndarray | None) -> list[dict[str, float]]:
+        """Accumulate mode with k1 = k2 (chunk-and-detach): the sum over blocks of each block's
+        gradient is the gradient of the sum of the blocks' losses with the recurrence cut at
+        every block start, which is one forward and one backward(truncate=k) over many blocks
+        at once: the kernels cut the carry themselves, with no Python per block. Groups of
+        whole blocks of about GROUP_ROWS (time x batch) rows bound the memory."""
+        k, (T, B) = self.k1, X.shape[:2]
+        group = k * max(1, GROUP_ROWS // (B * k))
+        reports = []
+        for g0 in range(0, T, group):
+            out, cache = self.model.forward(X[g0 : g0 + group], self._state, check_finite=False)
+            dY = np.empty_like(out)
+            for s in range(0, len(out), k):
+                mb = None if mask is None else mask[g0 + s : g0 + s + k]
+                value, d = self.loss_fn(out[s : s + k], Y[g0 + s : g0 + s + k], mb)
+                weight = float(np.sum(mb)) if mb is not None else float(len(d) * B)
+                dY[s : s + k] = weight * d  # the block's mean loss, weighted as in _block
+                reports.append({"steps": float(len(d)), "weight": weight, "loss": value})
+                self._acc_steps += weight
+                self._acc_loss += weight * value
+            g = self.model.backward(dY, cache, truncate=k, check_finite=False)
+            for name in self._acc:
+                self._acc[name] += g[name]
+            self._state = cache.state
+        return reports
 
     def _block(self, Xb: np.ndarray, Yb: np.ndarray, mb: np.ndarray | None) -> dict[str, float]:
         model = self.model

@@ -291,3 +291,40 @@ def test_backward_dstate_chains_segments(rng, cell):
     with pytest.raises(ValueError, match=r"dh_n has shape \(2, 3, 3\); expected \(L, B, H\)"):
         bad = np.zeros((2, 3, 3))
         model.backward(dY[:4], c1, dstate=(bad, bad) if cell == "lstm" else bad)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+def test_whole_blocks_equal_block_by_block(rng, cell, loss):
+    """Accumulate mode with k1 = k2 runs many blocks per forward/backward (the kernels cut the
+    recurrence); it must give the block-by-block driver's reports, state and gradients, across
+    chunks of lengths not divisible by k, a mask, and a reset of some rows between chunks."""
+    model, X, _ = make(cell, rng, T=23, B=3, P=4)
+    Y = rng.integers(0, 4, (23, 3)) if loss == "cross_entropy" else rng.standard_normal((23, 3, 4))
+    mask = rng.random((23, 3)) < 0.7
+    drivers = [bptt.TBPTT(model, 4, loss=loss), bptt.TBPTT(model, 4, loss=loss)]
+    drivers[1]._whole_blocks = False
+    reports = []
+    for d in drivers:
+        r = d.feed(X[:11], Y[:11], mask[:11])
+        d.reset([1])
+        r += d.feed(X[11:], Y[11:], mask[11:])
+        reports.append(r)
+    assert len(reports[0]) == len(reports[1]) == 6
+    for a, b in zip(*reports, strict=True):
+        assert a.keys() == b.keys() and a["steps"] == b["steps"] and a["weight"] == b["weight"]
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-13)
+    assert drivers[0].mean_loss == pytest.approx(drivers[1].mean_loss, rel=1e-13)
+    assert_grads_equal(drivers[0].gradients(), drivers[1].gradients(), 1e-12)
+    for s0, s1 in zip(np.atleast_1d(drivers[0].state), np.atleast_1d(drivers[1].state), strict=True):
+        np.testing.assert_allclose(s0, s1, rtol=1e-13)
+
+
+def test_whole_blocks_group_long_chunks(rng, monkeypatch):
+    """Long chunks go through in groups of whole blocks (bounded memory), same numbers."""
+    model, X, Y = make("rnn", rng, T=50, B=2)
+    monkeypatch.setattr(bptt, "GROUP_ROWS", 16)  # groups of 8 steps = two blocks of 4
+    _, grouped = bptt.tbptt_gradients(model, X, Y, 4)
+    monkeypatch.setattr(bptt, "GROUP_ROWS", 10**9)
+    _, whole = bptt.tbptt_gradients(model, X, Y, 4)
+    assert_grads_equal(grouped, whole, 1e-13)
