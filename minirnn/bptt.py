@@ -54,9 +54,15 @@ def _param_grads(model: RNN, g: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: g[k] for k in model.params}
 
 
-# In accumulate mode with k1 = k2, blocks are processed together in groups of about this many
-# (time x batch) rows (see TBPTT._feed_detached).
+# In accumulate mode with k1 = k2, whole blocks go through together in groups of up to this many
+# (time x batch) rows (TBPTT._feed_detached): per-block Python costs ~60 us, which dominates
+# small blocks, while the memory stays bounded (a group's states, never the whole stream's).
 GROUP_ROWS = 4096
+
+
+def group_steps(k: int, B: int, group_rows: int = GROUP_ROWS) -> int:
+    """Steps per group of whole k-step blocks of B rows (at least one block)."""
+    return k * max(1, group_rows // (B * k))
 
 
 class TBPTT:
@@ -77,6 +83,11 @@ class TBPTT:
         :meth:`gradients` returns the gradient of the mean loss over every step fed so far.
     clip : float, optional
         Clip each block's gradient to this global norm (:func:`minirnn.clip_grad_norm`).
+    group_rows : int
+        In accumulate mode with k1 = k2 (no update, no clip), run whole blocks together, up
+        to this many (time x batch) rows per forward and backward, the recurrence cut at every
+        block start by the kernels: the same numbers, without a Python round trip per block.
+        Memory then grows with the group, not with k; 0 runs block by block (memory O(k)).
 
     Each processed block is reported as a dict: ``steps``, ``weight`` (positions scored),
     ``loss`` and, when training or clipping, ``grad_norm`` (before clipping) and
@@ -92,6 +103,7 @@ class TBPTT:
         *,
         update: Callable[[dict[str, np.ndarray]], None] | None = None,
         clip: float | None = None,
+        group_rows: int = GROUP_ROWS,
     ) -> None:
         where = "TBPTT"
         if not isinstance(model, RNN):
@@ -113,7 +125,9 @@ class TBPTT:
         self._hist_state: State = None  # the state before _hist_X[0]
         self._resets: list[tuple[int, np.ndarray | None]] = []  # (offset into history, rows)
         self._shape: tuple[int, int] | None = None  # (B, I) of the stream
-        self._whole_blocks = True  # _feed_detached where it applies (tests switch it off)
+        if not isinstance(group_rows, (int, np.integer)) or isinstance(group_rows, bool) or group_rows < 0:
+            raise ValueError(f"{where}: group_rows must be an integer >= 0, got {group_rows!r}")
+        self.group_rows = int(group_rows)
         self.zero_grad()
 
     # ------------------------------------------------------------------ state
@@ -197,7 +211,7 @@ class TBPTT:
         k1 = self.k1
         if mask is not None:
             mask = np.asarray(mask)
-        if self._whole_blocks and self.update is None and self.clip is None and self.k1 == self.k2:
+        if self.group_rows and self.update is None and self.clip is None and self.k1 == self.k2:
             return self._feed_detached(X, Y, mask)
         return [
             self._block(X[s : s + k1], Y[s : s + k1], None if mask is None else mask[s : s + k1])
@@ -209,9 +223,9 @@ class TBPTT:
         gradient is the gradient of the sum of the blocks' losses with the recurrence cut at
         every block start, which is one forward and one backward(truncate=k) over many blocks
         at once: the kernels cut the carry themselves, with no Python per block. Groups of
-        whole blocks of about GROUP_ROWS (time x batch) rows bound the memory."""
+        whole blocks of up to group_rows (time x batch) rows bound the memory."""
         k, (T, B) = self.k1, X.shape[:2]
-        group = k * max(1, GROUP_ROWS // (B * k))
+        group = group_steps(k, B, self.group_rows)
         reports = []
         for g0 in range(0, T, group):
             out, cache = self.model.forward(X[g0 : g0 + group], self._state, check_finite=False)
@@ -333,9 +347,11 @@ def tbptt_gradients(
     k2: int | None = None,
     loss: str = "mse",
     mask: np.ndarray | None = None,
+    group_rows: int = GROUP_ROWS,
 ) -> tuple[float, dict[str, np.ndarray]]:
-    """(mean loss, accumulated TBPTT(k1, k2) gradient) over one sequence, from a zero state."""
-    driver = TBPTT(model, k1, k2, loss)
+    """(mean loss, accumulated TBPTT(k1, k2) gradient) over one sequence, from a zero state
+    (``group_rows`` as in :class:`TBPTT`)."""
+    driver = TBPTT(model, k1, k2, loss, group_rows=group_rows)
     driver.feed(X, Y, mask)
     return driver.mean_loss, driver.gradients()
 

@@ -252,13 +252,20 @@ def calc(
         k = v.positive_int(where, "truncate", truncate)
         if k >= T:
             notes.append(f"truncation {k} >= sequence length {T}: truncated BPTT is full BPTT here")
+        elif bptt.group_steps(k, B) >= T:
+            notes.append(
+                f"truncated BPTT runs whole blocks together, up to {bptt.GROUP_ROWS} (time x batch) rows "
+                f"per pass (TBPTT's group_rows): here that is the whole sequence, so it needs the memory "
+                f"of full BPTT; group_rows=0 runs block by block, O(k) memory, more Python per block"
+            )
     else:
         k = None
     I, H, P, L, c = model.input_size, model.hidden_size, model.output_size, model.num_layers, model.cell
     s = model.dtype.itemsize
     params_bytes = model.num_params * s
     act_full = activation_bytes(c, L, T, B, I, H, P, s, loss)
-    act_trunc = activation_bytes(c, L, min(k, T), B, I, H, P, s, loss) if k else act_full
+    # truncated BPTT (k1 = k2) runs whole blocks in groups (bptt.TBPTT's group_rows)
+    act_trunc = activation_bytes(c, L, min(bptt.group_steps(k, B), T), B, I, H, P, s, loss) if k else act_full
     # grads: the returned gradient dict; truncated BPTT also holds the running sum
     grads = params_bytes * (1 if not k or k >= T else 2)
     optimizer = 2 * params_bytes  # Adam's two moments

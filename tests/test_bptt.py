@@ -302,8 +302,7 @@ def test_whole_blocks_equal_block_by_block(rng, cell, loss):
     model, X, _ = make(cell, rng, T=23, B=3, P=4)
     Y = rng.integers(0, 4, (23, 3)) if loss == "cross_entropy" else rng.standard_normal((23, 3, 4))
     mask = rng.random((23, 3)) < 0.7
-    drivers = [bptt.TBPTT(model, 4, loss=loss), bptt.TBPTT(model, 4, loss=loss)]
-    drivers[1]._whole_blocks = False
+    drivers = [bptt.TBPTT(model, 4, loss=loss), bptt.TBPTT(model, 4, loss=loss, group_rows=0)]
     reports = []
     for d in drivers:
         r = d.feed(X[:11], Y[:11], mask[:11])
@@ -320,11 +319,12 @@ def test_whole_blocks_equal_block_by_block(rng, cell, loss):
         np.testing.assert_allclose(s0, s1, rtol=1e-13)
 
 
-def test_whole_blocks_group_long_chunks(rng, monkeypatch):
+def test_whole_blocks_group_long_chunks(rng):
     """Long chunks go through in groups of whole blocks (bounded memory), same numbers."""
     model, X, Y = make("rnn", rng, T=50, B=2)
-    monkeypatch.setattr(bptt, "GROUP_ROWS", 16)  # groups of 8 steps = two blocks of 4
-    _, grouped = bptt.tbptt_gradients(model, X, Y, 4)
-    monkeypatch.setattr(bptt, "GROUP_ROWS", 10**9)
-    _, whole = bptt.tbptt_gradients(model, X, Y, 4)
+    _, grouped = bptt.tbptt_gradients(model, X, Y, 4, group_rows=16)  # two blocks of 4 per group
+    _, whole = bptt.tbptt_gradients(model, X, Y, 4, group_rows=10**9)
     assert_grads_equal(grouped, whole, 1e-13)
+    assert bptt.group_steps(4, 2, 16) == 8 and bptt.group_steps(20, 64, 16) == 20
+    with pytest.raises(ValueError, match="group_rows must be an integer >= 0"):
+        bptt.TBPTT(model, 4, group_rows=-1)
