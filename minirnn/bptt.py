@@ -116,6 +116,7 @@ class TBPTT:
                 f"{where}: k2 must be >= k1 (the backward pass covers the block), got k1={k1}, k2={k2}"
             )
         self.loss_fn = losses.get(loss)
+        self.loss_name = loss
         self.update = update
         if clip is not None:
             clipping._positive_number(where, "clip", clip)
@@ -219,29 +220,38 @@ class TBPTT:
         ]
 
     def _feed_detached(self, X: np.ndarray, Y: np.ndarray, mask: np.ndarray | None) -> list[dict[str, float]]:
-        """Accumulate mode with k1 = k2 (chunk-and-detach): the sum over blocks of each block's
-        gradient is the gradient of the sum of the blocks' losses with the recurrence cut at
-        every block start, which is one forward and one backward(truncate=k) over many blocks
-        at once: the kernels cut the carry themselves, with no Python per block. Groups of
-        whole blocks of up to group_rows (time x batch) rows bound the memory."""
+        """Accumulate mode with k1 = k2 (chunk-and-detach), many blocks per pass.
+
+        Each block's gradient is that of its mean loss, weighted by its scored positions, so
+        their sum is the gradient of the sum of the per-position losses with the recurrence cut
+        at every block start: one forward, one loss and one backward(truncate=k) over a group
+        of whole blocks, the kernels cutting the carry themselves, and no Python per block.
+        Groups of up to group_rows (time x batch) rows bound the memory.
+        """
         k, (T, B) = self.k1, X.shape[:2]
         group = group_steps(k, B, self.group_rows)
         reports = []
         for g0 in range(0, T, group):
+            Yg = Y[g0 : g0 + group]
+            mg = None if mask is None else mask[g0 : g0 + group].astype(bool)
             out, cache = self.model.forward(X[g0 : g0 + group], self._state, check_finite=False)
-            dY = np.empty_like(out)
-            for s in range(0, len(out), k):
-                mb = None if mask is None else mask[g0 + s : g0 + s + k]
-                value, d = self.loss_fn(out[s : s + k], Y[g0 + s : g0 + s + k], mb)
-                weight = float(np.sum(mb)) if mb is not None else float(len(d) * B)
-                dY[s : s + k] = weight * d  # the block's mean loss, weighted as in _block
-                reports.append({"steps": float(len(d)), "weight": weight, "loss": value})
-                self._acc_steps += weight
-                self._acc_loss += weight * value
+            _, dY = self.loss_fn(out, Yg, mg)  # validates the targets; the group's mean loss
+            scored = np.full(out.shape[:2], True) if mg is None else mg
+            dY *= float(scored.sum())  # the sum of the per-position losses
             g = self.model.backward(dY, cache, truncate=k, check_finite=False)
             for name in self._acc:
                 self._acc[name] += g[name]
             self._state = cache.state
+            # the blocks' reports: their mean losses, from the per-position losses
+            starts = np.arange(0, len(out), k)
+            pos = np.where(scored, losses.per_position(self.loss_name, out, Yg), 0.0)
+            sums = np.add.reduceat(pos.sum(axis=1), starts)
+            weights = np.add.reduceat(scored.sum(axis=1), starts)
+            for s, total, w in zip(starts.tolist(), sums.tolist(), weights.tolist(), strict=True):
+                value = total / w if w else 0.0
+                reports.append({"steps": float(min(k, len(out) - s)), "weight": float(w), "loss": value})
+                self._acc_steps += w
+                self._acc_loss += w * value
         return reports
 
     def _block(self, Xb: np.ndarray, Yb: np.ndarray, mb: np.ndarray | None) -> dict[str, float]:

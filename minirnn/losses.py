@@ -110,8 +110,7 @@ def cross_entropy(
     count = float(m.sum()) if m is not None else target.size
     if count == 0:
         return 0.0, grad
-    z = used - used.max(axis=-1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    logp = _log_softmax(used)
     onehot = np.zeros_like(used)
     np.put_along_axis(onehot, target[..., None], 1, axis=-1)
     per_position = -(logp * onehot).sum(axis=-1)
@@ -126,6 +125,21 @@ def cross_entropy(
     else:
         grad[...] = g
     return value, grad
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)  # the row maximum subtracted: no overflow
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def per_position(name: str, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The loss at every (time, batch) position, (T, B), for every-step targets: mse's mean
+    over the output units, or cross-entropy's -log p(target); the values the functions above
+    average. No checks: for callers that have just called the loss itself on the same arrays."""
+    if name == "mse":
+        diff = pred - target
+        return (diff * diff).mean(axis=-1)
+    return -np.take_along_axis(_log_softmax(pred), target[..., None], axis=-1)[..., 0]
 
 
 def get(name: str) -> Loss:
