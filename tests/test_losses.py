@@ -47,3 +47,17 @@ def test_losses_keep_float32():
     pred = np.ones((2, 1, 3), np.float32)
     assert losses.mse(pred, np.zeros_like(pred))[1].dtype == np.float32
     assert losses.cross_entropy(pred, np.zeros((2, 1), int))[1].dtype == np.float32
+
+
+def test_per_position_losses_average_to_the_loss():
+    rng = np.random.default_rng(0)
+    pred = rng.standard_normal((5, 3, 4))
+    target = rng.standard_normal((5, 3, 4))
+    assert losses.per_position("mse", pred, target).shape == (5, 3)
+    assert losses.per_position("mse", pred, target).mean() == pytest.approx(
+        losses.mse(pred, target)[0], rel=1e-14
+    )
+    classes = rng.integers(0, 4, (5, 3))
+    ce = losses.per_position("cross_entropy", 50 * pred, classes)  # large logits: still finite
+    assert np.isfinite(ce).all() and (ce >= 0).all()
+    assert ce.mean() == pytest.approx(losses.cross_entropy(50 * pred, classes)[0], rel=1e-14)
