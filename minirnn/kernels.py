@@ -354,10 +354,6 @@ def rnn_backward_scan(gemm, dhs, hs, W_hh, code, truncate, offset, da, dh_total,
 # LSTM
 # ---------------------------------------------------------------------------------------------
 
-# From this many hidden units the gated backward steps go row by row in one loop per equation
-# (vectorised) rather than one fused scalar pass; measured crossover (issue 10).
-SPLIT_MIN_UNITS = 128
-
 
 @njit
 def apply_range(a, start, stop, code):
@@ -386,72 +382,41 @@ def lstm_forward_step(a, c_prev, c_t, tc_t, h_t):
 
 
 @njit
-def lstm_backward_fused_(dhs_t, dh, dc, G, tc_t, c_prev, A, dh_total_t, keep_dh):
-    """lstm_backward_step in one fused pass (no per-row set-up: for narrow rows). It stays
-    scalar, since LLVM cannot rule out overlap between so many arrays; dh is left as it was."""
-    u1 = unit(G)
-    B, H = dh.shape
-    for b in range(B):
-        for j in range(H):
-            g_h = dhs_t[b, j] + dh[b, j]
-            if keep_dh:
-                dh_total_t[b, j] = g_h
-            i = G[b, j]
-            f = G[b, H + j]
-            g = G[b, 2 * H + j]
-            o = G[b, 3 * H + j]
-            tc = tc_t[b, j]
-            d_c = dc[b, j] + g_h * o * (u1 - tc * tc)
-            A[b, j] = d_c * g * i * (u1 - i)
-            A[b, H + j] = d_c * c_prev[b, j] * f * (u1 - f)
-            A[b, 2 * H + j] = d_c * i * (u1 - g * g)
-            A[b, 3 * H + j] = g_h * tc * o * (u1 - o)
-            dc[b, j] = d_c * f
-
-
-@njit
-def lstm_backward_split_(dhs_t, dh, dc, G, tc_t, c_prev, A, dh_total_t, keep_dh):
-    """lstm_backward_step row by row, one short loop per equation over a row's contiguous
-    segments: each touches few arrays, so LLVM checks them for overlap at run time and
-    vectorises (1.3-2.5x faster than the fused pass from 128 units; slower below, where the
-    per-row set-up costs more than it saves). g_h is built in dh, which the caller overwrites."""
-    B, H = dh.shape
-    u1 = unit(G)
-    for b in range(B):
-        i, f, g, o = G[b, :H], G[b, H : 2 * H], G[b, 2 * H : 3 * H], G[b, 3 * H :]
-        a_i, a_f, a_g, a_o = A[b, :H], A[b, H : 2 * H], A[b, 2 * H : 3 * H], A[b, 3 * H :]
-        g_h, d_c, tc, cp, direct = dh[b], dc[b], tc_t[b], c_prev[b], dhs_t[b]
-        for j in range(H):
-            g_h[j] += direct[j]
-        if keep_dh:
-            dh_total_t[b] = g_h
-        for j in range(H):
-            d_c[j] += g_h[j] * o[j] * (u1 - tc[j] * tc[j])
-        for j in range(H):
-            a_o[j] = g_h[j] * tc[j] * o[j] * (u1 - o[j])
-        for j in range(H):
-            a_i[j] = d_c[j] * g[j] * i[j] * (u1 - i[j])
-        for j in range(H):
-            a_f[j] = d_c[j] * cp[j] * f[j] * (u1 - f[j])
-        for j in range(H):
-            a_g[j] = d_c[j] * i[j] * (u1 - g[j] * g[j])
-        for j in range(H):
-            d_c[j] *= f[j]
-
-
-@njit
 def lstm_backward_step(dhs_t, dh, dc, G, tc_t, c_prev, A, dh_total_t, keep_dh):
     """The elementwise part of one LSTM backward step::
 
     g_h = dhs_t + dh;  d_c = dc + g_h o (1 - tanh(c)^2)
     A = [d_c g i(1-i), d_c c_prev f(1-f), d_c i (1-g^2), g_h tanh(c) o(1-o)];  dc <- d_c f
 
-    dh's contents are spent (the caller overwrites it with A W_hh next).
+    Row by row, one short loop per equation: each touches few arrays, so LLVM checks them for
+    overlap at run time and vectorises (one fused loop over all of them stayed scalar: 1.5x
+    slower at 128 units; slicing the rows into segments compiled 2.5x slower). g_h is built in
+    dh, whose contents are spent: the caller overwrites it with A W_hh next.
     """
-    if dh.shape[1] >= SPLIT_MIN_UNITS:
-        lstm_backward_split_(dhs_t, dh, dc, G, tc_t, c_prev, A, dh_total_t, keep_dh)
-    else:
-        lstm_backward_fused_(dhs_t, dh, dc, G, tc_t, c_prev, A, dh_total_t, keep_dh)
+    B, H = dh.shape
+    u1 = unit(G)
+    for b in range(B):
+        for j in range(H):
+            dh[b, j] += dhs_t[b, j]  # g_h
+        if keep_dh:
+            for j in range(H):
+                dh_total_t[b, j] = dh[b, j]
+        for j in range(H):
+            dc[b, j] += dh[b, j] * G[b, 3 * H + j] * (u1 - tc_t[b, j] * tc_t[b, j])  # d_c
+        for j in range(H):
+            o = G[b, 3 * H + j]
+            A[b, 3 * H + j] = dh[b, j] * tc_t[b, j] * o * (u1 - o)
+        for j in range(H):
+            i = G[b, j]
+            A[b, j] = dc[b, j] * G[b, 2 * H + j] * i * (u1 - i)
+        for j in range(H):
+            f = G[b, H + j]
+            A[b, H + j] = dc[b, j] * c_prev[b, j] * f * (u1 - f)
+        for j in range(H):
+            g = G[b, 2 * H + j]
+            A[b, 2 * H + j] = dc[b, j] * G[b, j] * (u1 - g * g)
+        for j in range(H):
+            dc[b, j] *= G[b, H + j]
 
 
 @njit
@@ -523,71 +488,39 @@ def gru_forward_step(xa_t, u, b_hh, h_prev, G, hn_t, h_t):
 
 
 @njit
-def gru_backward_fused_(dhs_t, carry, G, hn_t, h_prev, Xa, Ua, dh_total_t, keep_dh):
-    """gru_backward_step in one fused pass (no per-row set-up: for narrow rows; scalar)."""
-    u1 = unit(G)
-    B, H = carry.shape
-    for b in range(B):
-        for j in range(H):
-            g_h = dhs_t[b, j] + carry[b, j]
-            if keep_dh:
-                dh_total_t[b, j] = g_h
-            r = G[b, j]
-            z = G[b, H + j]
-            n = G[b, 2 * H + j]
-            dan = g_h * (u1 - z) * (u1 - n * n)
-            dar = dan * hn_t[b, j] * r * (u1 - r)
-            daz = g_h * (h_prev[b, j] - n) * z * (u1 - z)
-            Xa[b, j] = dar
-            Xa[b, H + j] = daz
-            Xa[b, 2 * H + j] = dan
-            Ua[b, j] = dar
-            Ua[b, H + j] = daz
-            Ua[b, 2 * H + j] = dan * r
-            carry[b, j] = g_h * z
-
-
-@njit
-def gru_backward_split_(dhs_t, carry, G, hn_t, h_prev, Xa, Ua, dh_total_t, keep_dh):
-    """gru_backward_step row by row, one short loop per equation, so that each vectorises
-    (as lstm_backward_split_); g_h is built in carry."""
-    B, H = carry.shape
-    u1 = unit(G)
-    for b in range(B):
-        r, z, n = G[b, :H], G[b, H : 2 * H], G[b, 2 * H :]
-        x_r, x_z, x_n = Xa[b, :H], Xa[b, H : 2 * H], Xa[b, 2 * H :]
-        u_r, u_z, u_n = Ua[b, :H], Ua[b, H : 2 * H], Ua[b, 2 * H :]
-        g_h, hn, hp, direct = carry[b], hn_t[b], h_prev[b], dhs_t[b]
-        for j in range(H):
-            g_h[j] += direct[j]
-        if keep_dh:
-            dh_total_t[b] = g_h
-        for j in range(H):
-            x_n[j] = g_h[j] * (u1 - z[j]) * (u1 - n[j] * n[j])
-        for j in range(H):
-            x_r[j] = x_n[j] * hn[j] * r[j] * (u1 - r[j])
-        for j in range(H):
-            x_z[j] = g_h[j] * (hp[j] - n[j]) * z[j] * (u1 - z[j])
-        for j in range(H):
-            u_n[j] = x_n[j] * r[j]
-        u_r[:] = x_r
-        u_z[:] = x_z
-        for j in range(H):
-            g_h[j] *= z[j]
-
-
-@njit
 def gru_backward_step(dhs_t, carry, G, hn_t, h_prev, Xa, Ua, dh_total_t, keep_dh):
     """The elementwise part of one GRU backward step::
 
     g_h = dhs_t + carry;  da_n = g_h (1-z)(1-n^2);  da_r = da_n u_n r(1-r)
     da_z = g_h (h_prev - n) z(1-z);  Xa = [da_r, da_z, da_n];  Ua = [da_r, da_z, da_n r]
     carry <- g_h z   (the direct path h_{t-1} -> h_t; the caller adds Ua W_hh)
+
+    Row by row, one short loop per equation, so that each vectorises (as lstm_backward_step);
+    g_h is built in carry.
     """
-    if carry.shape[1] >= SPLIT_MIN_UNITS:
-        gru_backward_split_(dhs_t, carry, G, hn_t, h_prev, Xa, Ua, dh_total_t, keep_dh)
-    else:
-        gru_backward_fused_(dhs_t, carry, G, hn_t, h_prev, Xa, Ua, dh_total_t, keep_dh)
+    B, H = carry.shape
+    u1 = unit(G)
+    for b in range(B):
+        for j in range(H):
+            carry[b, j] += dhs_t[b, j]  # g_h
+        if keep_dh:
+            for j in range(H):
+                dh_total_t[b, j] = carry[b, j]
+        for j in range(H):
+            z, n = G[b, H + j], G[b, 2 * H + j]
+            Xa[b, 2 * H + j] = carry[b, j] * (u1 - z) * (u1 - n * n)  # da_n
+        for j in range(H):
+            r = G[b, j]
+            Xa[b, j] = Xa[b, 2 * H + j] * hn_t[b, j] * r * (u1 - r)  # da_r
+        for j in range(H):
+            z = G[b, H + j]
+            Xa[b, H + j] = carry[b, j] * (h_prev[b, j] - G[b, 2 * H + j]) * z * (u1 - z)  # da_z
+        for j in range(2 * H):
+            Ua[b, j] = Xa[b, j]
+        for j in range(H):
+            Ua[b, 2 * H + j] = Xa[b, 2 * H + j] * G[b, j]
+        for j in range(H):
+            carry[b, j] *= G[b, H + j]
 
 
 @njit

@@ -238,36 +238,18 @@ def test_model_gated_refusals(rng):
         m.forward(X, (np.zeros((1, 1, 4)), np.zeros((1, 2, 4))))
 
 
-@pytest.mark.parametrize("H", [1, 5, 33])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_backward_step_variants_agree(rng, H, dtype):
-    """The fused pass (narrow rows) and the row-by-row loops (wide rows) of the gated backward
-    steps compute the same numbers, whatever the width (kernels.SPLIT_MIN_UNITS picks one)."""
-    from minirnn import kernels
-
-    B = 3
-
-    def arrays(*shapes):
-        return [rng.uniform(-0.9, 0.9, s).astype(dtype) for s in shapes]
-
-    dhs, dh, dc, tc, cp, G4 = arrays((B, H), (B, H), (B, H), (B, H), (B, H), (B, 4 * H))
-    runs = []
-    for variant in (kernels.lstm_backward_fused_, kernels.lstm_backward_split_):
-        A, dh_c, dc_c, total = np.zeros((B, 4 * H), dtype), dh.copy(), dc.copy(), np.zeros((B, H), dtype)
-        variant(dhs, dh_c, dc_c, G4, tc, cp, A, total, True)
-        runs.append((A, dc_c, total))
-    for a, b in zip(*runs, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-6 if dtype == np.float32 else 1e-15)
-    G3, hn = arrays((B, 3 * H), (B, H))
-    runs = []
-    for variant in (kernels.gru_backward_fused_, kernels.gru_backward_split_):
-        Xa, Ua, carry, total = (
-            np.zeros((B, 3 * H), dtype),
-            np.zeros((B, 3 * H), dtype),
-            dh.copy(),
-            np.zeros((B, H), dtype),
-        )
-        variant(dhs, carry, G3, hn, cp, Xa, Ua, total, True)
-        runs.append((Xa, Ua, carry, total))
-    for a, b in zip(*runs, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-6 if dtype == np.float32 else 1e-15)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_wide_rows_equal_reference(monkeypatch, rng, cell):
+    """The kernels' per-equation loops over wide rows (vectorised, with remainders) against
+    cells.py, with the total dL/dh kept."""
+    T, B, I, H = 3, 2, 3, 131
+    args = draw(rng, cell, T, B, I, H, True, True)
+    dhs = rng.standard_normal((T, B, H))
+    out = {}
+    for flag in ("1", "0"):
+        monkeypatch.setenv("MINIRNN_JIT", flag)
+        out[flag] = run(cell, *args, dhs=dhs, truncate=2, return_dh=True)
+    (hs_j, g_j), (hs_r, g_r) = out["1"], out["0"]
+    np.testing.assert_allclose(hs_j, hs_r, rtol=1e-12, atol=1e-13)
+    for k in g_r:
+        assert relative_error(g_j[k], g_r[k]) < 1e-12, k
