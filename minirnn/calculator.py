@@ -43,7 +43,7 @@ def activation_bytes(
     """Peak bytes of one forward + loss + backward over T steps, as this engine allocates them.
 
     forward keeps per layer: vanilla h (1 x TBH); LSTM gates, h, c, tanh(c) (7); GRU h, gates, u_n
-    (5); plus the GRU's transient input projection (3). The loss holds the output Y and its
+    (5); the gates are written over the input projection. The loss holds the output Y and its
     temporaries. The backward for layer l holds the incoming dL/dh (1), the pre-activation
     gradients of one window of steps (vanilla 1, LSTM 4, GRU 6 per step) and dX (the layer's
     input width).
@@ -52,7 +52,7 @@ def activation_bytes(
     out = P if P is not None else H
     kept = layers * KEEP[cell] * tb * H
     y = tb * P if P is not None else 0  # without an output layer Y is the top layer's h
-    phases = [kept + (3 * tb * H if cell == "gru" else 0)]  # end of the last layer's forward
+    phases = [kept]  # end of the last layer's forward
     phases.append(kept + y + LOSS_UNITS[loss] * tb * out)
     window = min(T, max(1, WINDOW_ROWS // B))  # the backward walks windows (functional._windows)
     work = WORK[cell] * window * B * H

@@ -625,11 +625,11 @@ def gru_forward(
     H = W_hh.shape[1]
     h_0 = st["h0"] if st["h0"] is not None else np.zeros((B, H), dtype=X.dtype)
     hs = np.empty((T, B, H), dtype=X.dtype)
-    gates = np.empty((T, B, 3 * H), dtype=X.dtype)
     hn = np.empty_like(hs)
     if jit_enabled():
+        gates = _input_projection(X, W_xh, b_h)  # the steps overwrite it with r, z, n in place
         args = (
-            _input_projection(X, W_xh, b_h),
+            gates,
             np.ascontiguousarray(W_hh.T),
             b_hh if b_hh is not None else np.zeros(3 * H, dtype=X.dtype),
             h_0,
@@ -644,6 +644,7 @@ def gru_forward(
         else:
             kernels().gru_forward_scan(gemm, *args, u)
     else:
+        gates = np.empty((T, B, 3 * H), dtype=X.dtype)
         h = h_0
         for t in range(T):
             h, step = gru_step_forward(X[t], h, W_xh, W_hh, b_h, b_hh)

@@ -528,7 +528,8 @@ def gru_forward_scan(gemm, xa, W_hhT, b_hh, h0, hs, gates, hn, u):
     """GRU time loop (cells.gru_step_forward).
 
     xa (T, B, 3H): input projection plus b_h; b_hh (3H,); writes hs (T, B, H), gates (T, B, 3H)
-    = r, z, n and hn (T, B, H) = h_{t-1} W_hn^T + b_hn. u is a (B, 3H) work buffer.
+    = r, z, n and hn (T, B, H) = h_{t-1} W_hn^T + b_hn. u is a (B, 3H) work buffer. gates may
+    be xa itself (functional.py passes it so): each step reads x_t before writing over it.
     """
     for t in range(xa.shape[0]):
         h_prev = h0 if t == 0 else hs[t - 1]
