@@ -13,7 +13,7 @@ changing them, delete minirnn/__pycache__/*.nbi (``make clean`` does) or old cod
 from __future__ import annotations
 
 import os
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 KERNEL_FLAGS = {"cache": True, "fastmath": False, "error_model": "numpy", "nogil": True}
 
@@ -44,3 +44,14 @@ def njit(fn=None, **overrides):
     if fn is None:
         return lambda f: numba.njit(**flags)(f)
     return numba.njit(**flags)(fn)
+
+
+def extending() -> SimpleNamespace:
+    """numba's extension API and llvmlite's IR builder, for kernels.py's typed helpers
+    (overloads that pick a float32 or float64 body, an intrinsic that builds 2^k)."""
+    from llvmlite import ir
+    from numba import types
+    from numba.extending import intrinsic, overload
+    from numba.np.numpy_support import as_dtype
+
+    return SimpleNamespace(ir=ir, types=types, intrinsic=intrinsic, overload=overload, as_dtype=as_dtype)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ._jit import KERNEL_FLAGS, njit
+from ._jit import KERNEL_FLAGS, extending, njit
 
 # ---------------------------------------------------------------------------------------------
 # vectorisable elementary functions
@@ -167,10 +167,8 @@ _OVERLOAD_FLAGS: Any = {k: v for k, v in KERNEL_FLAGS.items() if k != "cache"}  
 def _typed_overloads() -> None:
     """The compiled versions of transcend_, unit, pow2i and pow2i32 (their Python bodies above
     are what NUMBA_DISABLE_JIT=1 runs)."""
-    from llvmlite import ir
-    from numba import types
-    from numba.extending import intrinsic, overload
-    from numba.np.numpy_support import as_dtype
+    ext = extending()
+    ir, types, intrinsic, overload, as_dtype = ext.ir, ext.types, ext.intrinsic, ext.overload, ext.as_dtype
 
     @overload(transcend_, jit_options=_OVERLOAD_FLAGS)
     def _transcend(row, code):
