@@ -12,7 +12,9 @@ changing them, delete minirnn/__pycache__/*.nbi (``make clean`` does) or old cod
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from types import ModuleType, SimpleNamespace
 
 KERNEL_FLAGS = {"cache": True, "fastmath": False, "error_model": "numpy", "nogil": True}
@@ -26,10 +28,38 @@ def jit_enabled() -> bool:
 _kernels: ModuleType | None = None
 
 
+def _import_numba_arraymath_without_scipy() -> None:
+    """Spare the first kernel call numba's import of scipy.linalg (~0.15 s of a ~0.45 s start).
+
+    numba's first compile or cache load imports numba.np.arraymath, which imports scipy.linalg
+    (most of the time goes to scipy's array-API layer importing numpy.f2py) only to set one flag
+    (``_HAVE_BLAS``: may np.correlate use np.dot). minirnn never uses numba's BLAS (it calls
+    NumPy's, _blas.py). So, when neither module is loaded yet, arraymath is imported with scipy
+    hidden for that moment, and the flag is then set to what numba would have found; numba's
+    own BLAS paths (np.dot, np.linalg in a user's kernel) import scipy themselves when typed.
+    tests/test_blas.py runs a user kernel with np.dot and np.correlate after this.
+    """
+    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
+        return
+    import numba  # noqa: F401  (numba's own import, unchanged, may load scipy's top package)
+
+    hidden = sys.modules.get("scipy")
+    sys.modules["scipy"] = None  # type: ignore[assignment]  # import scipy.x now raises ImportError
+    try:
+        import numba.np.arraymath as arraymath
+    finally:
+        if hidden is None:
+            del sys.modules["scipy"]
+        else:
+            sys.modules["scipy"] = hidden
+    arraymath._HAVE_BLAS = importlib.util.find_spec("scipy") is not None
+
+
 def kernels() -> ModuleType:
     """The compiled-kernel module, imported on first use."""
     global _kernels
     if _kernels is None:
+        _import_numba_arraymath_without_scipy()
         from . import kernels as k
 
         _kernels = k

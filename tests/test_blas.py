@@ -52,3 +52,35 @@ def test_all_three_time_loops_agree_at_a_blas_sized_shape(monkeypatch, rng, cell
         np.testing.assert_allclose(out[loop][0], out["compiled"][0], rtol=1e-12, atol=1e-14)
         for k, g in out["compiled"][1].items():
             np.testing.assert_allclose(out[loop][1][k], g, rtol=1e-11, atol=1e-13, err_msg=f"{loop} {k}")
+
+
+USER_KERNEL_AFTER_FIRST_CALL = """
+import importlib.util, sys
+import numpy as np
+import minirnn as mr
+hs, cache = mr.rnn_forward(np.ones((3, 2, 2)), np.ones((4, 2)), 0.5 * np.eye(4))
+mr.rnn_backward(np.ones_like(hs), cache)
+print("scipy.linalg" in sys.modules)
+import numba
+import numba.np.arraymath as arraymath
+print(arraymath._HAVE_BLAS == (importlib.util.find_spec("scipy") is not None))
+
+@numba.njit
+def user_kernel(a, b):
+    return np.dot(a, b), np.correlate(a, b)
+
+d, c = user_kernel(np.arange(3.0), np.arange(3.0) + 1)
+print(d == 8.0 and np.allclose(c, np.correlate(np.arange(3.0), np.arange(3.0) + 1)))
+"""
+
+
+def test_first_call_skips_scipy_and_user_kernels_still_get_blas():
+    """_jit spares the first kernel call numba's import of scipy.linalg; a user's own numba
+    kernel with np.dot and np.correlate must work afterwards as if nothing happened."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", USER_KERNEL_AFTER_FIRST_CALL], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["False", "True", "True"], out
