@@ -26,7 +26,7 @@ import numpy as np
 
 from . import _validate as v
 from . import analysis, bptt
-from .functional import WINDOW_ROWS
+from .functional import window_steps
 from .model import GATES, RNN, count_params
 
 HORIZON = 1e-3  # the gradient horizon: where the trace falls under this fraction of its start
@@ -54,7 +54,7 @@ def activation_bytes(
     y = tb * P if P is not None else 0  # without an output layer Y is the top layer's h
     phases = [kept]  # end of the last layer's forward
     phases.append(kept + y + LOSS_UNITS[loss] * tb * out)
-    window = min(T, max(1, WINDOW_ROWS // B))  # the backward walks windows (functional._windows)
+    window = window_steps(T, B)  # the backward walks windows (functional._windows)
     work = WORK[cell] * window * B * H
     for layer in range(layers - 1, -1, -1):
         width = I if layer == 0 else H

@@ -84,3 +84,24 @@ def test_first_call_skips_scipy_and_user_kernels_still_get_blas():
         [sys.executable, "-c", USER_KERNEL_AFTER_FIRST_CALL], capture_output=True, text=True, check=True
     ).stdout.split()
     assert out == ["False", "True", "True"], out
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("loop", ["compiled", "blas", "python"])
+def test_backward_in_many_windows_equals_reference(monkeypatch, rng, cell, loop):
+    """The backward walks the sequence in windows (functional._windows), carrying the state
+    gradient from one to the next: tiny windows (2 steps) must give the reference's numbers."""
+    from minirnn import functional
+
+    model = mr.RNN(3, 5, cell=cell, seed=1)
+    X = rng.standard_normal((7, 2, 3))
+    out = {}
+    for jit in ("0", "1"):
+        monkeypatch.setenv("MINIRNN_JIT", jit)
+        use_loop(monkeypatch, loop)
+        monkeypatch.setattr(functional, "WINDOW_ROWS", 4)
+        assert functional.window_steps(7, 2) == 2
+        Y, cache = model.forward(X)
+        out[jit] = model.backward(np.cos(Y), cache, truncate=3)
+    for k, g in out["0"].items():
+        np.testing.assert_allclose(out["1"][k], g, rtol=1e-12, atol=1e-14, err_msg=k)
