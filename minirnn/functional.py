@@ -642,7 +642,6 @@ def gru_forward(
             b_hh if b_hh is not None else np.zeros(3 * H, dtype=X.dtype),
             h_0,
             hs,
-            gates,
             hn,
         )
         u = np.empty((B, 3 * H), dtype=X.dtype)

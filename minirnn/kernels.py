@@ -461,23 +461,24 @@ def lstm_backward_scan(
 
 
 @njit
-def gru_forward_step(xa_t, u, b_hh, h_prev, G, hn_t, h_t):
-    """Given u = h_prev W_hh^T (B, 3H) without its bias, in passes that each vectorise::
+def gru_forward_step(G, u, b_hh, h_prev, hn_t, h_t):
+    """G (B, 3H) holds x_t W_xh^T + b_h on entry and (r, z, n) on exit; u = h_prev W_hh^T
+    (B, 3H) without its bias. In passes that each vectorise::
 
     r = sigmoid(x_r + u_r + b_r), z = sigmoid(x_z + u_z + b_z), u_n = u_n + b_n,
-    n = tanh(x_n + r u_n), h_t = (1 - z) n + z h_prev;  G <- (r, z, n), hn_t <- u_n
+    n = tanh(x_n + r u_n), h_t = (1 - z) n + z h_prev;  hn_t <- u_n
     """
     u1 = unit(G)
     B, H = h_t.shape
     for b in range(B):
         for j in range(2 * H):
-            G[b, j] = xa_t[b, j] + (u[b, j] + b_hh[j])
+            G[b, j] += u[b, j] + b_hh[j]
     apply_range(G, 0, 2 * H, 2)
     for b in range(B):
         for j in range(H):
-            u_n = u[b, 2 * H + j] + b_hh[2 * H + j]
-            hn_t[b, j] = u_n
-            G[b, 2 * H + j] = xa_t[b, 2 * H + j] + G[b, j] * u_n
+            hn_t[b, j] = u[b, 2 * H + j] + b_hh[2 * H + j]
+        for j in range(H):
+            G[b, 2 * H + j] += G[b, j] * hn_t[b, j]
     apply_range(G, 2 * H, 3 * H, 0)
     for b in range(B):
         for j in range(H):
@@ -522,17 +523,17 @@ def gru_backward_step(dhs_t, carry, G, hn_t, h_prev, Xa, Ua, dh_total_t, keep_dh
 
 
 @njit
-def gru_forward_scan(gemm, xa, W_hhT, b_hh, h0, hs, gates, hn, u):
-    """GRU time loop (cells.gru_step_forward).
+def gru_forward_scan(gemm, gates, W_hhT, b_hh, h0, hs, hn, u):
+    """GRU time loop (cells.gru_step_forward), in place.
 
-    xa (T, B, 3H): input projection plus b_h; b_hh (3H,); writes hs (T, B, H), gates (T, B, 3H)
-    = r, z, n and hn (T, B, H) = h_{t-1} W_hn^T + b_hn. u is a (B, 3H) work buffer. gates may
-    be xa itself (functional.py passes it so): each step reads x_t before writing over it.
+    gates (T, B, 3H) holds the input projection plus b_h on entry and r, z, n on exit; b_hh
+    (3H,); writes hs (T, B, H) and hn (T, B, H) = h_{t-1} W_hn^T + b_hn. u is a (B, 3H) work
+    buffer.
     """
-    for t in range(xa.shape[0]):
+    for t in range(gates.shape[0]):
         h_prev = h0 if t == 0 else hs[t - 1]
         product_(gemm, h_prev, W_hhT, u, False)
-        gru_forward_step(xa[t], u, b_hh, h_prev, gates[t], hn[t], hs[t])
+        gru_forward_step(gates[t], u, b_hh, h_prev, hn[t], hs[t])
 
 
 @njit

@@ -117,21 +117,21 @@ def lstm_backward(
 
 
 def gru_forward(
-    xa: np.ndarray,
+    gates: np.ndarray,
     W_hhT: np.ndarray,
     b_hh: np.ndarray,
     h0: np.ndarray,
     hs: np.ndarray,
-    gates: np.ndarray,
     hn: np.ndarray,
     u: np.ndarray,
 ) -> None:
-    """kernels.gru_forward_scan with NumPy's GEMM: writes hs, gates (r, z, n) and hn (u_n)."""
+    """kernels.gru_forward_scan with NumPy's GEMM: gates holds the input projection on entry and
+    r, z, n after; writes hs and hn (u_n)."""
     step = kernels().gru_forward_step
     h_prev = h0
-    for t in range(xa.shape[0]):
+    for t in range(gates.shape[0]):
         np.matmul(h_prev, W_hhT, out=u)
-        step(xa[t], u, b_hh, h_prev, gates[t], hn[t], hs[t])
+        step(gates[t], u, b_hh, h_prev, hn[t], hs[t])
         h_prev = hs[t]
 
 
