@@ -233,10 +233,10 @@ class TBPTT:
         reports = []
         for g0 in range(0, T, group):
             Yg = Y[g0 : g0 + group]
-            mg = None if mask is None else mask[g0 : g0 + group].astype(bool)
+            mg = None if mask is None else mask[g0 : g0 + group]
             out, cache = self.model.forward(X[g0 : g0 + group], self._state, check_finite=False)
-            _, dY = self.loss_fn(out, Yg, mg)  # validates the targets; the group's mean loss
-            scored = np.full(out.shape[:2], True) if mg is None else mg
+            _, dY = self.loss_fn(out, Yg, mg)  # validates targets and mask; the group's mean loss
+            scored = np.full(out.shape[:2], True) if mg is None else mg.astype(bool)
             dY *= float(scored.sum())  # the sum of the per-position losses
             g = self.model.backward(dY, cache, truncate=k, check_finite=False)
             for name in self._acc:

@@ -328,3 +328,11 @@ def test_whole_blocks_group_long_chunks(rng):
     assert bptt.group_steps(4, 2, 16) == 8 and bptt.group_steps(20, 64, 16) == 20
     with pytest.raises(ValueError, match="group_rows must be an integer >= 0"):
         bptt.TBPTT(model, 4, group_rows=-1)
+
+
+def test_whole_blocks_refuse_a_mask_that_is_not_0_1(rng):
+    model, X, Y = make("rnn", rng, T=8, B=2)
+    mask = np.ones((8, 2))
+    mask[3, 1] = 2
+    with pytest.raises(ValueError, match="mask must hold only 0 and 1"):
+        bptt.tbptt_gradients(model, X, Y, 4, mask=mask)
