@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import minirnn as mr
+from minirnn.calculator import peak_bytes
 from minirnn.gradcheck import relative_error
 
 SHAPES = [(1000, 1, 1, 32), (100, 1, 32, 64), (100, 32, 32, 128), (200, 64, 128, 256), (50, 128, 512, 512)]
@@ -267,12 +267,7 @@ def memory_ratio(model, X, G) -> dict:
     against those plus the activations the cell's backward needs (SAVED_PER_UNIT)."""
     run = ours(model, X, G)
     run()
-    tracemalloc.start()
-    try:
-        run()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = peak_bytes(run)
     T, B, I = X.shape
     H, size = model.hidden_size, X.dtype.itemsize
     must = (T * B * H + T * B * I + model.num_params) * size

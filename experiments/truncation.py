@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import sys
 import time
-import tracemalloc
 from itertools import pairwise
 from pathlib import Path
 
@@ -29,6 +28,7 @@ if __package__ in (None, ""):
 import minirnn as mr
 from experiments import _common
 from minirnn import bptt
+from minirnn.calculator import peak_bytes
 from minirnn.init import scale_to_spectral_radius
 
 NAME = "truncation"
@@ -38,15 +38,6 @@ SEED_CLAIMS = {
     10: {"memory_mb": 80, "ms_per_step": 45, "accuracy_pct": 85},
     20: {"memory_mb": 160, "ms_per_step": 70, "accuracy_pct": 92},
 }
-
-
-def peak_bytes(fn) -> int:
-    tracemalloc.start()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 def median_seconds(fn, repeats: int) -> float:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -335,6 +336,17 @@ def estimated_peak(result: dict[str, Any], truncated: bool) -> int:
     return (m["activations_truncated"] if truncated else m["activations_full"]) + m["grads"] + OVERHEAD_BYTES
 
 
+def peak_bytes(fn: Callable[[], object]) -> int:
+    """Peak bytes Python allocates (tracemalloc) while ``fn()`` runs; run it once before, so
+    that first-call caches and compilation stay out of the measurement."""
+    tracemalloc.start()
+    try:
+        fn()
+        return int(tracemalloc.get_traced_memory()[1])
+    finally:
+        tracemalloc.stop()
+
+
 def measure(
     model: RNN, seq_len: int, batch_size: int, truncate: int | None = None, loss: str = "mse", seed: int = 0
 ) -> dict[str, float]:
@@ -356,12 +368,7 @@ def measure(
             bptt.full_gradients(model, X, Y, loss)
 
     once()
-    tracemalloc.start()
-    try:
-        once()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = peak_bytes(once)
     times = []
     for _ in range(5):
         t0 = time.perf_counter()
