@@ -25,7 +25,7 @@ import numpy as np
 
 # (symbol pattern, integer type): {} is d or s
 _SYMBOLS = (("scipy_cblas_{}gemm64_", ctypes.c_int64), ("cblas_{}gemm64_", ctypes.c_int64))
-ROW_MAJOR, NO_TRANS = 101, 111  # CBLAS enum values
+ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112  # CBLAS enum values
 _cache: dict[str, Any] = {}
 
 
@@ -64,14 +64,15 @@ def _pointer(lib: ctypes.CDLL, dtype: np.dtype) -> Any:
 
 
 def _agrees(fn: Any, dtype: np.dtype) -> bool:
-    """One product through the pointer against np.matmul, with beta = 1 (accumulate)."""
+    """One product through the pointer against np.matmul, as the kernels call it
+    (kernels.product_: transposed right operand, beta = 1 to accumulate)."""
     rng = np.random.default_rng(0)
-    A, M = rng.standard_normal((5, 7)).astype(dtype), rng.standard_normal((7, 3)).astype(dtype)
+    A, M = rng.standard_normal((5, 7)).astype(dtype), rng.standard_normal((3, 7)).astype(dtype)
     out = np.ones((5, 3), dtype=dtype)
     fn(
         ROW_MAJOR,
         NO_TRANS,
-        NO_TRANS,
+        TRANS,
         5,
         3,
         7,
@@ -79,13 +80,13 @@ def _agrees(fn: Any, dtype: np.dtype) -> bool:
         A.ctypes.data,
         7,
         M.ctypes.data,
-        3,
+        7,
         1.0,
         out.ctypes.data,
         3,
     )
     tol = 1e-12 if dtype == np.float64 else 1e-5
-    return bool(np.allclose(out, A @ M + 1, rtol=tol, atol=tol))
+    return bool(np.allclose(out, A @ M.T + 1, rtol=tol, atol=tol))
 
 
 def enabled() -> bool:

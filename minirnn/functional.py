@@ -65,6 +65,13 @@ def _time_loop(B: int, GH: int, H: int, dtype: np.dtype) -> tuple[bool, object]:
     return B * GH * H >= PYTHON_LOOP_MIN_MACS, None
 
 
+def _operand(R: np.ndarray, gemm: object) -> np.ndarray:
+    """The right operand R (K, N) of a step's recurrent product as kernels.product_ takes it,
+    C-contiguous: R itself for the hand-written product, R transposed for NumPy's BLAS (faster
+    that way, see product_). The forward's R is W_hh^T, so with BLAS it is W_hh, not copied."""
+    return np.ascontiguousarray(R.T if gemm is not None else R)
+
+
 @dataclass
 class RNNCache:
     """What :func:`rnn_backward` needs from :func:`rnn_forward`: references, not copies."""
@@ -268,12 +275,12 @@ def rnn_forward(
         h0 = np.zeros((B, H), dtype=X.dtype)
     if jit_enabled():
         hs = _input_projection(X, W_xh, b_h)
-        args = (hs, np.ascontiguousarray(W_hh.T), h0, ACTIVATION_CODES[activation])
+        code = ACTIVATION_CODES[activation]
         python_loop, gemm = _time_loop(B, H, H, X.dtype)
         if python_loop:
-            loops.rnn_forward(*args)
+            loops.rnn_forward(hs, W_hh.T, h0, code)
         else:
-            kernels().rnn_forward_scan(gemm, *args)
+            kernels().rnn_forward_scan(gemm, hs, _operand(W_hh.T, gemm), h0, code)
     else:
         hs = np.empty((T, B, H), dtype=X.dtype)
         h = h0
@@ -330,17 +337,18 @@ def rnn_backward(
         carry = np.zeros((B, H), dtype=hs.dtype)
         code = ACTIVATION_CODES[cache.activation]
         python_loop, gemm = _time_loop(B, H, H, hs.dtype)
+        Wr = W_hh if python_loop else _operand(W_hh, gemm)
         windows = _windows(T, B)
         buf = np.empty((windows[0][1] - windows[0][0], B, H), dtype=hs.dtype)
         for t0, t1 in windows:
             da = buf[: t1 - t0]
             total = dh_all[t0:t1] if dh_all is not None else None
             if python_loop:
-                loops.rnn_backward(dhs[t0:t1], hs[t0:t1], W_hh, code, k, t0, da, total, carry)
+                loops.rnn_backward(dhs[t0:t1], hs[t0:t1], Wr, code, k, t0, da, total, carry)
             else:
                 kept = total if total is not None else da[:1]
                 kernels().rnn_backward_scan(
-                    gemm, dhs[t0:t1], hs[t0:t1], W_hh, code, k, t0, da, kept, return_dh, carry
+                    gemm, dhs[t0:t1], hs[t0:t1], Wr, code, k, t0, da, kept, return_dh, carry
                 )
             _accumulate(grads, t0, t1, da, da, X, h0 if t0 == 0 else hs[t0 - 1], hs, W_xh)
         grads["h0"] = carry
@@ -473,12 +481,12 @@ def lstm_forward(
     cs, tanh_cs = np.empty_like(hs), np.empty_like(hs)
     if jit_enabled():
         gates = _input_projection(X, W_xh, b_h)
-        args = (gates, np.ascontiguousarray(W_hh.T), h_0, c_0, hs, cs, tanh_cs)
+        args = (h_0, c_0, hs, cs, tanh_cs)
         python_loop, gemm = _time_loop(B, 4 * H, H, X.dtype)
         if python_loop:
-            loops.lstm_forward(*args)
+            loops.lstm_forward(gates, W_hh.T, *args)
         else:
-            kernels().lstm_forward_scan(gemm, *args)
+            kernels().lstm_forward_scan(gemm, gates, _operand(W_hh.T, gemm), *args)
     else:
         gates = np.empty((T, B, 4 * H), dtype=X.dtype)
         h, c = h_0, c_0
@@ -524,6 +532,7 @@ def lstm_backward(
     dh0, dc0 = np.zeros((B, H), dtype=hs.dtype), dc_init
     if jit_enabled():
         python_loop, gemm = _time_loop(B, 4 * H, H, hs.dtype)
+        Wr = W_hh if python_loop else _operand(W_hh, gemm)
         windows = _windows(T, B)
         buf = np.empty((windows[0][1] - windows[0][0], B, 4 * H), dtype=hs.dtype)
         for t0, t1 in windows:
@@ -536,7 +545,7 @@ def lstm_backward(
                 cache.cs[t0:t1],
                 cache.tanh_cs[t0:t1],
                 c_init,
-                W_hh,
+                Wr,
                 k,
                 t0,
                 da,
@@ -636,20 +645,13 @@ def gru_forward(
     hn = np.empty_like(hs)
     if jit_enabled():
         gates = _input_projection(X, W_xh, b_h)  # the steps overwrite it with r, z, n in place
-        args = (
-            gates,
-            np.ascontiguousarray(W_hh.T),
-            b_hh if b_hh is not None else np.zeros(3 * H, dtype=X.dtype),
-            h_0,
-            hs,
-            hn,
-        )
+        b = b_hh if b_hh is not None else np.zeros(3 * H, dtype=X.dtype)
         u = np.empty((B, 3 * H), dtype=X.dtype)
         python_loop, gemm = _time_loop(B, 3 * H, H, X.dtype)
         if python_loop:
-            loops.gru_forward(*args, u)
+            loops.gru_forward(gates, W_hh.T, b, h_0, hs, hn, u)
         else:
-            kernels().gru_forward_scan(gemm, *args, u)
+            kernels().gru_forward_scan(gemm, gates, _operand(W_hh.T, gemm), b, h_0, hs, hn, u)
     else:
         gates = np.empty((T, B, 3 * H), dtype=X.dtype)
         h = h_0
@@ -685,6 +687,7 @@ def gru_backward(
     dh0 = np.zeros((B, H), dtype=hs.dtype)
     if jit_enabled():
         python_loop, gemm = _time_loop(B, 3 * H, H, hs.dtype)
+        Wr = W_hh if python_loop else _operand(W_hh, gemm)
         windows = _windows(T, B)
         n_max = windows[0][1] - windows[0][0]
         xbuf = np.empty((n_max, B, 3 * H), dtype=hs.dtype)
@@ -693,7 +696,7 @@ def gru_backward(
             dxa, dua = xbuf[: t1 - t0], ubuf[: t1 - t0]
             total = dh_all[t0:t1] if dh_all is not None else None
             h_init = cache.h0 if t0 == 0 else hs[t0 - 1]
-            w = (dhs[t0:t1], hs[t0:t1], h_init, cache.gates[t0:t1], cache.hn[t0:t1], W_hh, k, t0, dxa, dua)
+            w = (dhs[t0:t1], hs[t0:t1], h_init, cache.gates[t0:t1], cache.hn[t0:t1], Wr, k, t0, dxa, dua)
             if python_loop:
                 loops.gru_backward(*w, total, dh0)
             else:

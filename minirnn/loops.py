@@ -7,7 +7,8 @@ there is no such pointer, and these loops do the same work from Python: each ste
 (kernels.*_step). A few microseconds more per step; the same numbers (tests/test_kernels.py
 runs every cell through all three loops).
 
-functional.py picks the loop (``_time_loop``).
+functional.py picks the loop (``_time_loop``). The forward loops take W_hh^T as the view
+``W_hh.T``: NumPy's GEMM runs the transposed operand faster than a transposed copy (float64).
 """
 
 from __future__ import annotations
