@@ -105,3 +105,37 @@ def gemm(dtype: np.dtype) -> Any:
         fn = _pointer(lib, np.dtype(dtype)) if lib is not None else None
         _cache[key] = fn if fn is not None and _agrees(fn, np.dtype(dtype)) else None
     return _cache[key]
+
+
+def _layout(X: np.ndarray) -> tuple[int, int] | None:
+    """(transpose flag, leading dimension) of a 2-D array as a row-major CBLAS operand, or None
+    when its memory is not one (unit stride along neither axis, negative or zero strides)."""
+    item = X.itemsize
+    rows, cols = X.shape
+    s0, s1 = X.strides
+    if s1 == item or cols == 1:  # row-major: (i, j) at i * ld + j
+        ld = cols if rows == 1 else s0 // item
+        if rows == 1 or (s0 % item == 0 and ld >= max(1, cols)):
+            return NO_TRANS, max(1, ld)
+    if s0 == item or rows == 1:  # a transposed row-major matrix: (i, j) at j * ld + i
+        ld = rows if cols == 1 else s1 // item
+        if cols == 1 or (s1 % item == 0 and ld >= max(1, rows)):
+            return TRANS, max(1, ld)
+    return None
+
+
+def matmul_add(A: np.ndarray, B: np.ndarray, C: np.ndarray) -> None:
+    """C += A @ B without a temporary the size of C: NumPy's own GEMM with beta = 1 where the
+    pointer is available and the operands are BLAS layouts (transposed views included), else
+    ``C += A @ B``. The backward's weight gradients accumulate window by window through this."""
+    fn = gemm(C.dtype)
+    a = _layout(A) if fn is not None else None
+    b = _layout(B) if fn is not None else None
+    if a is None or b is None or not C.flags.c_contiguous or A.dtype != C.dtype or B.dtype != C.dtype:
+        C += A @ B
+        return
+    M, K = A.shape
+    N = B.shape[1]
+    if M == 0 or N == 0 or K == 0:
+        return
+    fn(ROW_MAJOR, a[0], b[0], M, N, K, 1.0, A.ctypes.data, a[1], B.ctypes.data, b[1], 1.0, C.ctypes.data, N)

@@ -188,7 +188,8 @@ def _accumulate(
     hs: np.ndarray,
     W_xh: np.ndarray,
 ) -> None:
-    """Add one window's weight gradients and write its dX, as GEMMs over the window's steps::
+    """Add one window's weight gradients and write its dX, as GEMMs over the window's steps
+    (accumulating in place, _blas.matmul_add: no temporaries the size of the gradients)::
 
         dW_xh += sum_t da_t^T x_t    dW_hh += sum_t ua_t^T h_{t-1}    dX_t = da_t W_xh
         db_h += sum da               db_hh += sum ua
@@ -200,10 +201,10 @@ def _accumulate(
     H = hs.shape[2]
     DA = da.reshape(n * B, -1)
     UA = ua.reshape(n * B, -1)
-    grads["W_xh"] += DA.T @ X[t0:t1].reshape(n * B, I)
-    grads["W_hh"] += ua[0].T @ h_init
+    _blas.matmul_add(DA.T, X[t0:t1].reshape(n * B, I), grads["W_xh"])
+    _blas.matmul_add(ua[0].T, h_init, grads["W_hh"])
     if n > 1:
-        grads["W_hh"] += UA[B:].T @ hs[t0 : t1 - 1].reshape((n - 1) * B, H)
+        _blas.matmul_add(UA[B:].T, hs[t0 : t1 - 1].reshape((n - 1) * B, H), grads["W_hh"])
     if "b_h" in grads:
         grads["b_h"] += DA.sum(axis=0)
     if "b_hh" in grads:

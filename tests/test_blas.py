@@ -39,6 +39,49 @@ def test_a_pointer_that_disagrees_is_not_used(fresh, monkeypatch):
     assert _blas.gemm(np.float32) is None
 
 
+def _operands(rng, M, K, N, dtype):
+    """A (M, K) and B (K, N) in every memory layout matmul_add meets or must refuse: contiguous,
+    transposed views, row- and column-strided slices, reversed (negative strides), broadcast."""
+    a = rng.standard_normal((M + 2, K + 3)).astype(dtype)
+    b = rng.standard_normal((K + 2, N + 4)).astype(dtype)
+    As = [a[:M, :K], np.ascontiguousarray(a[:M, :K]), np.asfortranarray(a[:M, :K]), a[:M, :K][::-1]]
+    As.append(np.ascontiguousarray(a[:M, :K].T).T)  # a transposed view of a C array
+    every_other_row = rng.standard_normal((2 * K, N)).astype(dtype)[::2]
+    Bs = [b[:K, :N], np.asfortranarray(b[:K, :N]), b[:K, :N][:, ::-1], every_other_row]
+    Bs.append(np.broadcast_to(b[:1, :N], (K, N)))
+    return As, Bs
+
+
+SHAPES = [(5, 7, 3), (1, 7, 3), (5, 1, 3), (5, 7, 1), (1, 1, 1), (0, 3, 2), (3, 0, 2)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("blas", [True, False])
+def test_matmul_add_accumulates_in_every_layout(fresh, monkeypatch, rng, dtype, shape, blas):
+    if not blas:
+        monkeypatch.setenv("MINIRNN_BLAS", "0")
+    M, K, N = shape
+    As, Bs = _operands(rng, M, K, N, dtype)
+    for A in As:
+        for B in Bs:
+            C = rng.standard_normal((M, N)).astype(dtype)
+            expected = C.astype(np.float64) + A.astype(np.float64) @ B.astype(np.float64)
+            _blas.matmul_add(A, B, C)
+            tol = 1e-5 if dtype == np.float32 else 1e-13
+            np.testing.assert_allclose(C, expected, rtol=tol, atol=tol, err_msg=f"{A.strides} {B.strides}")
+
+
+def test_matmul_add_takes_blas_layouts_and_refuses_others():
+    x = np.zeros((4, 6))
+    assert _blas._layout(x) == (_blas.NO_TRANS, 6)
+    assert _blas._layout(x.T) == (_blas.TRANS, 6)
+    assert _blas._layout(x[:, :3]) == (_blas.NO_TRANS, 6)  # a row-strided slice
+    assert _blas._layout(x[::-1]) is None
+    assert _blas._layout(x[:, ::2]) is None
+    assert _blas._layout(np.broadcast_to(x[:1], (4, 6))) is None
+
+
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_all_three_time_loops_agree_at_a_blas_sized_shape(monkeypatch, rng, cell):
     model = mr.RNN(8, 48, cell=cell, seed=0)
