@@ -182,11 +182,11 @@ def _accumulate(
     t0: int,
     t1: int,
     da: np.ndarray,
-    ua: np.ndarray,
     X: np.ndarray,
     h_init: np.ndarray,
     hs: np.ndarray,
     W_xh: np.ndarray,
+    un: np.ndarray | None = None,
 ) -> None:
     """Add one window's weight gradients and write its dX, as GEMMs over the window's steps
     (accumulating in place, _blas.matmul_add: no temporaries the size of the gradients)::
@@ -194,22 +194,28 @@ def _accumulate(
         dW_xh += sum_t da_t^T x_t    dW_hh += sum_t ua_t^T h_{t-1}    dX_t = da_t W_xh
         db_h += sum da               db_hh += sum ua
 
-    da are the input-side pre-activation gradients, ua the hidden-side ones (the same array
-    except for the GRU); h_init is the state before the window.
+    da (n, B, G*H) are the input-side pre-activation gradients; h_init is the state before the
+    window. The hidden-side ones ua are da, except for the GRU, whose n rows differ: there ``un``
+    (n, B, H) holds them (da_n r), and the r and z rows are da's (cells.gru_step_backward).
     """
     n, B, I = t1 - t0, X.shape[1], X.shape[2]
     H = hs.shape[2]
     DA = da.reshape(n * B, -1)
-    UA = ua.reshape(n * B, -1)
+    GH = DA.shape[1]
     _blas.matmul_add(DA.T, X[t0:t1].reshape(n * B, I), grads["W_xh"])
-    _blas.matmul_add(ua[0].T, h_init, grads["W_hh"])
-    if n > 1:
-        _blas.matmul_add(UA[B:].T, hs[t0 : t1 - 1].reshape((n - 1) * B, H), grads["W_hh"])
     if "b_h" in grads:
         grads["b_h"] += DA.sum(axis=0)
-    if "b_hh" in grads:
-        grads["b_hh"] += UA.sum(axis=0)
     np.matmul(DA, W_xh, out=grads["X"][t0:t1].reshape(n * B, I))
+    if un is None:
+        hidden = [(slice(0, GH), DA)]
+    else:
+        hidden = [(slice(0, GH - H), DA[:, : GH - H]), (slice(GH - H, GH), un.reshape(n * B, H))]
+    for rows, UA in hidden:
+        _blas.matmul_add(UA[:B].T, h_init, grads["W_hh"][rows])
+        if n > 1:
+            _blas.matmul_add(UA[B:].T, hs[t0 : t1 - 1].reshape((n - 1) * B, H), grads["W_hh"][rows])
+        if "b_hh" in grads:
+            grads["b_hh"][rows] += UA.sum(axis=0)
 
 
 def _check_backward(
@@ -351,7 +357,7 @@ def rnn_backward(
                 kernels().rnn_backward_scan(
                     gemm, dhs[t0:t1], hs[t0:t1], Wr, code, k, t0, da, kept, return_dh, carry
                 )
-            _accumulate(grads, t0, t1, da, da, X, h0 if t0 == 0 else hs[t0 - 1], hs, W_xh)
+            _accumulate(grads, t0, t1, da, X, h0 if t0 == 0 else hs[t0 - 1], hs, W_xh)
         grads["h0"] = carry
         if dh_all is not None:
             grads["dh"] = dh_all
@@ -556,7 +562,7 @@ def lstm_backward(
             else:
                 kept = total if total is not None else da[:1]
                 kernels().lstm_backward_scan(gemm, *w, kept, return_dh, dh0, dc0)
-            _accumulate(grads, t0, t1, da, da, X, cache.h0 if t0 == 0 else hs[t0 - 1], hs, W_xh)
+            _accumulate(grads, t0, t1, da, X, cache.h0 if t0 == 0 else hs[t0 - 1], hs, W_xh)
     else:
         da = np.empty_like(cache.gates)
         for t in range(T - 1, -1, -1):
@@ -568,7 +574,7 @@ def lstm_backward(
             da[t] = g["a"]
             if k and t > 0 and t % k == 0:
                 dh0, dc0 = np.zeros_like(dh0), np.zeros_like(dc0)
-        _accumulate(grads, 0, T, da, da, X, cache.h0, hs, W_xh)
+        _accumulate(grads, 0, T, da, X, cache.h0, hs, W_xh)
     grads["h0"], grads["c0"] = dh0, dc0
     if dh_all is not None:
         grads["dh"] = dh_all
@@ -692,20 +698,21 @@ def gru_backward(
         windows = _windows(T, B)
         n_max = windows[0][1] - windows[0][0]
         xbuf = np.empty((n_max, B, 3 * H), dtype=hs.dtype)
-        ubuf = np.empty_like(xbuf)
+        nbuf = np.empty((n_max, B, H), dtype=hs.dtype)
+        ua = np.empty((B, 3 * H), dtype=hs.dtype)  # one step's hidden-side gradients
         for t0, t1 in windows:
-            dxa, dua = xbuf[: t1 - t0], ubuf[: t1 - t0]
+            dxa, dun = xbuf[: t1 - t0], nbuf[: t1 - t0]
             total = dh_all[t0:t1] if dh_all is not None else None
             h_init = cache.h0 if t0 == 0 else hs[t0 - 1]
-            w = (dhs[t0:t1], hs[t0:t1], h_init, cache.gates[t0:t1], cache.hn[t0:t1], Wr, k, t0, dxa, dua)
+            w = (dhs[t0:t1], hs[t0:t1], h_init, cache.gates[t0:t1], cache.hn[t0:t1], Wr, k, t0, dxa, dun)
             if python_loop:
-                loops.gru_backward(*w, total, dh0)
+                loops.gru_backward(*w, total, dh0, ua)
             else:
-                kept = total if total is not None else dxa[:1, :, :H]
-                kernels().gru_backward_scan(gemm, *w, kept, return_dh, dh0)
-            _accumulate(grads, t0, t1, dxa, dua, X, h_init, hs, W_xh)
+                kept = total if total is not None else dun[:1]
+                kernels().gru_backward_scan(gemm, *w, kept, return_dh, dh0, ua)
+            _accumulate(grads, t0, t1, dxa, X, h_init, hs, W_xh, dun)
     else:
-        dxa, dua = np.empty_like(cache.gates), np.empty_like(cache.gates)
+        dxa, dun = np.empty_like(cache.gates), np.empty_like(hs)
         for t in range(T - 1, -1, -1):
             step = cache.step(t)
             dh = dhs[t] + dh0
@@ -713,10 +720,10 @@ def gru_backward(
                 dh_all[t] = dh
             dh0, g = gru_step_backward(dh, step)
             dxa[t] = g["a"]
-            dua[t] = g["u"]
+            dun[t] = g["u"][:, 2 * H :]
             if k and t > 0 and t % k == 0:
                 dh0 = np.zeros_like(dh0)
-        _accumulate(grads, 0, T, dxa, dua, X, cache.h0, hs, W_xh)
+        _accumulate(grads, 0, T, dxa, X, cache.h0, hs, W_xh, dun)
     grads["h0"] = dh0
     if dh_all is not None:
         grads["dh"] = dh_all

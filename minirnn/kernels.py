@@ -547,20 +547,27 @@ def gru_forward_scan(gemm, gates, Wr, b_hh, h0, hs, hn, u):
 
 @njit
 def gru_backward_scan(
-    gemm, dhs, hs, h_init, gates, hn, Wr, truncate, offset, dxa, dua, dh_total, keep_dh, carry
+    gemm, dhs, hs, h_init, gates, hn, Wr, truncate, offset, dxa, dun, dh_total, keep_dh, carry, ua
 ):
     """GRU backward time loop (cells.gru_step_backward) over a window, t = T-1 .. 0.
 
-    Writes dxa (input-side pre-activation gradients) and dua (hidden-side) (T, B, 3H); carry
-    enters and leaves as in rnn_backward_scan; h_init is the state before the window.
+    Writes dxa (T, B, 3H), the input-side pre-activation gradients, and dun (T, B, H), the n
+    part of the hidden-side ones (their r and z parts are dxa's); ua (B, 3H) holds one step's
+    hidden-side gradients for the carry's product. carry enters and leaves as in
+    rnn_backward_scan; h_init is the state before the window.
     """
+    B, H = carry.shape
     for t in range(dhs.shape[0] - 1, -1, -1):
         h_prev = h_init if t == 0 else hs[t - 1]
         gru_backward_step(
-            dhs[t], carry, gates[t], hn[t], h_prev, dxa[t], dua[t], dh_total[t if keep_dh else 0], keep_dh
+            dhs[t], carry, gates[t], hn[t], h_prev, dxa[t], ua, dh_total[t if keep_dh else 0], keep_dh
         )
+        d = dun[t]
+        for b in range(B):
+            for j in range(H):
+                d[b, j] = ua[b, 2 * H + j]
         s = t + offset
         if truncate > 0 and s > 0 and s % truncate == 0:
             zero(carry)
         else:
-            product_(gemm, dua[t], Wr, carry, True)
+            product_(gemm, ua, Wr, carry, True)
