@@ -107,6 +107,33 @@ def gemm_peak(dtype: np.dtype) -> float:
     return 2 * n**3 / min(times)
 
 
+UNPINNED_PROBE = """
+import json, sys
+sys.path.insert(0, {here!r})
+import numpy as np
+from bench_rnn import gemm_peak, numpy_blas
+print(json.dumps({{"blas": numpy_blas(), "float64": gemm_peak(np.float64) / 1e9,
+                  "float32": gemm_peak(np.float32) / 1e9}}))
+"""
+
+
+def unpinned_gemm() -> dict | None:
+    """Where the environment pins OpenBLAS's kernels (OPENBLAS_CORETYPE), the GEMM rate with
+    OpenBLAS's own choice instead, measured in a child process (the pin is read when the library
+    loads). minirnn keeps the environment's setting; this only says what it costs here."""
+    if not os.environ.get("OPENBLAS_CORETYPE"):
+        return None
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    code = UNPINNED_PROBE.format(here=os.path.dirname(os.path.abspath(__file__)))
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=True
+        )
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
 def set_bound(row: dict, peak: float) -> None:
     """The row's GEMM lower bound (forward + backward FLOPs at ``peak`` FLOP/s) and minirnn's
     ratio to it."""
@@ -445,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
         "numpy": np.__version__,
         "numpy_blas": numpy_blas(),
         "gemm_gflops": {k: v / 1e9 for k, v in peaks.items()},
+        "gemm_unpinned": unpinned_gemm(),
+        "repeats": repeats,
         "skipped": [n for n, ok in (("torch", have_torch), ("jax", have_jax)) if not ok],
         "rows": rows,
     }
@@ -452,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "results.md").write_text(markdown_table(result))
     print("\nGEMM peak: " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in result["gemm_gflops"].items()))
+    if result["gemm_unpinned"]:
+        print("without OPENBLAS_CORETYPE: " + unpinned_sentence(result["gemm_unpinned"]))
     if result["skipped"]:
         print("skipped (not installed): " + ", ".join(result["skipped"]))
     wins = sum(
@@ -464,6 +495,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def unpinned_sentence(u: dict) -> str:
+    return f"{u['blas']}, GEMM float64 {u['float64']:.0f} GFLOP/s, float32 {u['float32']:.0f} GFLOP/s"
+
+
 def markdown_table(result: dict) -> str:
     """The README's table: milliseconds for forward + full BPTT, and minirnn's ratios."""
     names = ("minirnn", "torch (2 threads)", "torch (1 thread)", "jax", "numpy loop")
@@ -471,7 +506,14 @@ def markdown_table(result: dict) -> str:
         f"Measured {result['date']} on {result['machine']}; numpy {result['numpy']} with {result['numpy_blas']}, GEMM peak (best rate of the run) "
         + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in result["gemm_gflops"].items())
         + (f"; not installed: {', '.join(result['skipped'])}" if result["skipped"] else "")
-        + ". Milliseconds, median of at least 7 runs.",
+        + f". Milliseconds, median of at least {result.get('repeats', 7)} runs."
+        + (
+            " The environment pins OpenBLAS's kernels; with its own choice (a child process without "
+            f"OPENBLAS_CORETYPE): {unpinned_sentence(result['gemm_unpinned'])}. minirnn keeps the "
+            "environment's setting; PyTorch and JAX bring their own GEMM kernels."
+            if result.get("gemm_unpinned")
+            else ""
+        ),
         "",
         "| cell | dtype | (T, B, I, H) | "
         + " | ".join(names)
