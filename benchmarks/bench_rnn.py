@@ -134,6 +134,15 @@ def unpinned_gemm() -> dict | None:
         return None
 
 
+def best_unpinned(probes: list[dict | None]) -> dict | None:
+    """The best rate per dtype over several unpinned probes (as the pinned peak is the best of
+    the run: a load spike on the shared machine only ever makes a GEMM slower)."""
+    ok = [p for p in probes if p]
+    if not ok:
+        return None
+    return {"blas": ok[0]["blas"], **{k: max(p[k] for p in ok) for k in ("float64", "float32")}}
+
+
 def set_bound(row: dict, peak: float) -> None:
     """The row's GEMM lower bound (forward + backward FLOPs at ``peak`` FLOP/s) and minirnn's
     ratio to it."""
@@ -405,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     peaks = {}
+    unpinned = unpinned_gemm()  # measured at the start and the end; the best rate counts
     for dtn in args.dtypes.split(","):
         dtype = np.dtype(dtn)
         peaks[dtn] = 0.0
@@ -472,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         "numpy": np.__version__,
         "numpy_blas": numpy_blas(),
         "gemm_gflops": {k: v / 1e9 for k, v in peaks.items()},
-        "gemm_unpinned": unpinned_gemm(),
+        "gemm_unpinned": best_unpinned([unpinned, unpinned_gemm()]),
         "repeats": repeats,
         "skipped": [n for n, ok in (("torch", have_torch), ("jax", have_jax)) if not ok],
         "rows": rows,
