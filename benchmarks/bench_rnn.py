@@ -36,6 +36,7 @@ from minirnn.gradcheck import relative_error
 SHAPES = [(1000, 1, 1, 32), (100, 1, 32, 64), (100, 32, 32, 128), (200, 64, 128, 256), (50, 128, 512, 512)]
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 OUT = Path(__file__).resolve().parent / "out"
+SLOW_SPELL, RETRIES = 0.8, 2  # re-time a row measured below 80% of the run's best GEMM rate
 
 
 def interleaved_medians(fns: dict, repeats: int, min_total: float = 0.2, rounds: int = 3) -> dict:
@@ -440,12 +441,23 @@ def main(argv: list[str] | None = None) -> int:
                         raise SystemExit(
                             f"{name} disagrees with minirnn on {cell} {(T, B, I, H)} {dtn}: {err:.2e} > {tol}"
                         )
-                timed = interleaved_medians({n: runners[n] for n in contenders if n in runners}, repeats)
+                # The GEMM rate is measured before and after the row. The best rate of the run
+                # sets every bound (rows are re-scored against it below), so a slow spell cannot
+                # lower the bound; and a row timed while the machine's 2-thread GEMM ran below
+                # SLOW_SPELL of the best is timed again (at most RETRIES times): on this shared
+                # machine whole seconds pass at one core's speed.
+                attempts = 0
+                while True:
+                    attempts += 1
+                    before = gemm_peak(dtype)
+                    timed = interleaved_medians({n: runners[n] for n in contenders if n in runners}, repeats)
+                    after = gemm_peak(dtype)
+                    peaks[dtn] = max(peaks[dtn], before, after)
+                    if min(before, after) >= SLOW_SPELL * peaks[dtn] or attempts > RETRIES:
+                        break
                 row["ms"].update({n: 1e3 * t for n, t in timed.items()})
-                # the GEMM peak is re-measured beside every row and the best rate of the run
-                # kept, so that a slow spell cannot lower the bound (the rows are re-scored
-                # against the final peak below)
-                peaks[dtn] = max(peaks[dtn], gemm_peak(dtype))
+                row["gemm_gflops_beside"] = min(before, after) / 1e9
+                row["attempts"] = attempts
                 set_bound(row, peaks[dtn])
                 frameworks = [
                     row["ms"][n] for n in ("torch (2 threads)", "torch (1 thread)", "jax") if row["ms"].get(n)
@@ -459,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(format_row(row), flush=True)
     for row in rows:  # against the best GEMM rate of the whole run
         set_bound(row, peaks[row["dtype"]])
+        row["slow_spell"] = row["gemm_gflops_beside"] * 1e9 < SLOW_SPELL * peaks[row["dtype"]]
     trunc_rows = (
         truncation_cost([sh for sh in shapes if sh[0] >= 100], repeats) if "rnn" in args.cells else []
     )
@@ -532,6 +545,8 @@ def markdown_table(result: dict) -> str:
     ]
     for r in result["rows"]:
         ms = [f"{r['ms'][n]:.2f}" if r["ms"].get(n) is not None else "-" for n in names]
+        if r.get("slow_spell"):
+            ms[0] += " (*)"
         ratio = f"{r['ratio_to_best_framework']:.2f}x" if r["ratio_to_best_framework"] else "-"
         lines.append(
             f"| {r['cell']} | {r['dtype']} | {tuple(r['shape'])} | "
@@ -540,6 +555,12 @@ def markdown_table(result: dict) -> str:
             + f" | {r['memory']['ratio']:.2f}x ({r['memory']['ratio_with_saved']:.2f}x) |"
         )
     lines.append("")
+    slow = [r for r in result["rows"] if r.get("slow_spell")]
+    if slow:
+        lines.append(
+            f"(*) {len(slow)} row(s) timed, after {1 + RETRIES} attempts, while NumPy's GEMM ran below "
+            f"{SLOW_SPELL:.0%} of the run's best rate (a slow spell on the shared machine): read with care."
+        )
     lines.append(
         "Peak memory is tracemalloc's peak over one forward + BPTT against the hidden states, dX and the "
         "weight gradients, and in brackets against those plus what the cell's backward needs from its "
@@ -575,8 +596,11 @@ def format_row(row: dict) -> str:
         if "memory" in row
         else ""
     )
+    tries = f"  ({row['attempts']} attempts)" if row.get("attempts", 1) > 1 else ""
     return (
-        head + cols + f" {f(row['lower_bound_ms'])}  x{ratio:.2f} best" + mem if ratio else head + cols + mem
+        head + cols + f" {f(row['lower_bound_ms'])}  x{ratio:.2f} best" + mem + tries
+        if ratio
+        else head + cols + mem + tries
     )
 
 
