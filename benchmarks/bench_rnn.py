@@ -93,6 +93,23 @@ def numpy_blas() -> str:
     return "OpenBLAS"
 
 
+def cpu() -> str:
+    """The CPU's model name and widest vector extension (from /proc/cpuinfo where there is one):
+    the sessions' machines have changed under this benchmark (Intel with AVX-512, AMD with AVX2),
+    and the ratios move with them."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.platform()
+    fields = dict(
+        (k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in info.splitlines()) if v
+    )
+    flags = set(fields.get("flags", "").split())
+    widest = {"avx512f": "AVX-512", "avx2": "AVX2", "avx": "AVX", "sse4_2": "SSE4.2"}
+    isa = next((label for flag, label in widest.items() if flag in flags), "no AVX")
+    return f"{fields.get('model name', 'unknown CPU')} ({isa})"
+
+
 def gemm_peak(dtype: np.dtype) -> float:
     """FLOP/s of numpy's GEMM on this machine: the fastest of ten 1024^3 products."""
     n = 1024
@@ -397,6 +414,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
+    print(
+        f"{'cell':<5}{'dtype':<8}{'(T, B, I, H)':<22}{'minirnn':>9} {'torch2':>9} {'torch1':>9} {'jax':>9} {'numpy':>9} {'bound':>9}  (ms)"
+    )
     shapes = SHAPES[:3] if args.quick else SHAPES
     repeats = 3 if args.quick else max(7, args.repeats)
     contenders = ["minirnn", "torch (2 threads)", "torch (1 thread)", "jax", "numpy loop"]
@@ -490,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
         "startup": starts,
         "truncation": trunc_rows,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}",
+        "machine": f"{cpu()}, {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "python": platform.python_version(),
         "numpy": np.__version__,
         "numpy_blas": numpy_blas(),
@@ -605,7 +625,4 @@ def format_row(row: dict) -> str:
 
 
 if __name__ == "__main__":
-    print(
-        f"{'cell':<5}{'dtype':<8}{'(T, B, I, H)':<22}{'minirnn':>9} {'torch2':>9} {'torch1':>9} {'jax':>9} {'numpy':>9} {'bound':>9}  (ms)"
-    )
     sys.exit(main())
