@@ -244,8 +244,8 @@ def backprop_activation(g, h, code, out):
 
 
 @njit
-def matmul_acc(A, M, out, accumulate):
-    """out (B, N) (+)= A (B, K) @ M (K, N) as axpy loops: rows of M scaled into row b of out.
+def matmul_acc(A, M, out):
+    """out (B, N) += A (B, K) @ M (K, N) as axpy loops: rows of M scaled into row b of out.
 
     Four rows of M per pass over ``out[b]`` (a quarter of the loads and stores of one at a
     time); the inner loop runs over contiguous memory with no reduction, so LLVM vectorises it.
@@ -255,9 +255,6 @@ def matmul_acc(A, M, out, accumulate):
     K4 = K - K % 4
     for b in range(B):
         row = out[b]
-        if not accumulate:
-            for n in range(N):
-                row[n] = 0
         a = A[b]
         for k in range(0, K4, 4):
             s0, s1, s2, s3 = a[k], a[k + 1], a[k + 2], a[k + 3]
@@ -272,22 +269,24 @@ def matmul_acc(A, M, out, accumulate):
 
 
 @njit
-def product_(gemm, A, M, out, accumulate):
-    """out (B, N) (+)= A (B, K) @ R, all C-contiguous, with M holding R as each product wants it:
+def product_(gemm, A, M, out):
+    """out (B, N) += A (B, K) @ R, all C-contiguous, with M holding R as each product wants it:
 
     * gemm None: M is R (K, N) for the hand-written matmul_acc, which vectorises over N;
     * gemm NumPy's cblas_?gemm (a ctypes pointer from _blas.py): M is R transposed (N, K), passed
       as a transposed operand: OpenBLAS ran these per-step shapes 10-30% faster that way in
       float64 (B = 16-128, in the scan, same run) and level in float32.
 
-    numba compiles one version per type of gemm; with None the BLAS branch is pruned away."""
+    numba compiles one version per type of gemm; with None the BLAS branch is pruned away. It
+    always accumulates (callers that overwrite zero ``out`` first, a B x N pass beside a B x N x K
+    product): a literal True/False flag would make numba compile a second copy of this and of
+    matmul_acc (~1 s each at a cold start, and a second entry to load from the cache)."""
     if gemm is None:
-        matmul_acc(A, M, out, accumulate)
+        matmul_acc(A, M, out)
     else:
         B, K = A.shape
         N = M.shape[0]
-        beta = 1.0 if accumulate else 0.0
-        gemm(101, 111, 112, B, N, K, 1.0, A.ctypes.data, K, M.ctypes.data, K, beta, out.ctypes.data, N)
+        gemm(101, 111, 112, B, N, K, 1.0, A.ctypes.data, K, M.ctypes.data, K, 1.0, out.ctypes.data, N)
 
 
 @njit
@@ -327,7 +326,7 @@ def rnn_forward_scan(gemm, hs, Wr, h0, code):
     """
     for t in range(hs.shape[0]):
         h_prev = h0 if t == 0 else hs[t - 1]
-        product_(gemm, h_prev, Wr, hs[t], True)
+        product_(gemm, h_prev, Wr, hs[t])
         activate_inplace(hs[t], code)
 
 
@@ -349,10 +348,9 @@ def rnn_backward_scan(gemm, dhs, hs, Wr, code, truncate, offset, da, dh_total, k
     for t in range(dhs.shape[0] - 1, -1, -1):
         rnn_backward_step(dhs[t], carry, hs[t], code, da[t], dh_total[t if keep_dh else 0], keep_dh)
         s = t + offset
-        if truncate > 0 and s > 0 and s % truncate == 0:
-            zero(carry)
-        else:
-            product_(gemm, da[t], Wr, carry, False)
+        zero(carry)  # its g_t is spent (da[t] holds what follows from it)
+        if not (truncate > 0 and s > 0 and s % truncate == 0):
+            product_(gemm, da[t], Wr, carry)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,9 +358,12 @@ def rnn_backward_scan(gemm, dhs, hs, Wr, code, truncate, offset, da, dh_total, k
 # ---------------------------------------------------------------------------------------------
 
 
-@njit
+@njit(inline="always")
 def apply_range(a, start, stop, code):
-    """tanh (code 0) or sigmoid (code 2) in place on columns [start, stop) of every row of a."""
+    """tanh (code 0) or sigmoid (code 2) in place on columns [start, stop) of every row of a.
+
+    Inlined where it is called: its callers pass literal columns and codes, for which numba
+    would otherwise compile (and cache, and load) a separate copy per call site."""
     for b in range(a.shape[0]):
         transcend_(a[b, start:stop], code)
 
@@ -434,7 +435,7 @@ def lstm_forward_scan(gemm, gates, Wr, h0, c0, hs, cs, tcs):
     for t in range(gates.shape[0]):
         h_prev = h0 if t == 0 else hs[t - 1]
         c_prev = c0 if t == 0 else cs[t - 1]
-        product_(gemm, h_prev, Wr, gates[t], True)
+        product_(gemm, h_prev, Wr, gates[t])
         lstm_forward_step(gates[t], c_prev, cs[t], tcs[t], hs[t])
 
 
@@ -459,7 +460,8 @@ def lstm_backward_scan(
             zero(dh)
             zero(dc)
         else:
-            product_(gemm, da[t], Wr, dh, False)
+            zero(dh)  # its g_h is spent
+            product_(gemm, da[t], Wr, dh)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -539,7 +541,8 @@ def gru_forward_scan(gemm, gates, Wr, b_hh, h0, hs, hn, u):
     """
     for t in range(gates.shape[0]):
         h_prev = h0 if t == 0 else hs[t - 1]
-        product_(gemm, h_prev, Wr, u, False)
+        zero(u)
+        product_(gemm, h_prev, Wr, u)
         gru_forward_step(gates[t], u, b_hh, h_prev, hn[t], hs[t])
 
 
@@ -568,4 +571,4 @@ def gru_backward_scan(
         if truncate > 0 and s > 0 and s % truncate == 0:
             zero(carry)
         else:
-            product_(gemm, ua, Wr, carry, True)
+            product_(gemm, ua, Wr, carry)
