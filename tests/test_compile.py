@@ -1,0 +1,46 @@
+"""Cold compilation: every kernel is compiled once per array type, never per literal argument.
+
+numba compiles a separate copy of a jitted function for each distinct literal argument its
+callers pass (product_(..., True) and product_(..., False) were two copies; apply_range with
+literal columns four), each taking ~0.2-1 s at a cold start and each cached and loaded apart.
+"""
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import requires_jit
+
+COLD_FIRST_CALLS = """
+import numpy as np, numba
+from minirnn import functional as F
+from minirnn._jit import kernels
+
+rng = np.random.default_rng(0)
+for cell, gates in (("rnn", 1), ("lstm", 4), ("gru", 3)):
+    X = rng.standard_normal((6, 2, 3))
+    W_xh, W_hh = 0.3 * rng.standard_normal((gates * 4, 3)), 0.3 * rng.standard_normal((gates * 4, 4))
+    hs, cache = getattr(F, cell + "_forward")(X, W_xh, W_hh)
+    getattr(F, cell + "_backward")(np.ones_like(hs), cache, truncate=2, return_dh=True)
+module = kernels()
+for name in dir(module):
+    fn = getattr(module, name)
+    if isinstance(fn, numba.core.registry.CPUDispatcher):
+        for sig in fn.signatures:
+            print(name, "|", sig)
+"""
+
+
+@requires_jit
+def test_kernels_compile_one_copy_per_array_type(tmp_path):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "MINIRNN_JIT": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", COLD_FIRST_CALLS], env=env, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    compiled = [line.split(" | ") for line in out]
+    names = [name for name, _ in compiled]
+    assert {"rnn_forward_scan", "lstm_backward_scan", "gru_forward_step", "product_"} <= set(names)
+    literal = [f"{name} {sig}" for name, sig in compiled if "Literal" in sig]
+    assert not literal, "compiled for literal arguments:\n" + "\n".join(literal)
+    repeated = {name for name in names if names.count(name) > 1}  # one dtype, one product type here
+    assert not repeated, f"compiled more than once: {sorted(repeated)}"
