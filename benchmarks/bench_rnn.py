@@ -578,8 +578,9 @@ def markdown_table(result: dict) -> str:
     slow = [r for r in result["rows"] if r.get("slow_spell")]
     if slow:
         lines.append(
-            f"(*) {len(slow)} row(s) timed, after {1 + RETRIES} attempts, while NumPy's GEMM ran below "
-            f"{SLOW_SPELL:.0%} of the run's best rate (a slow spell on the shared machine): read with care."
+            f"(*) {len(slow)} row(s) timed while NumPy's GEMM ran below {SLOW_SPELL:.0%} of the run's best "
+            f"rate (a slow spell on the shared machine, or a row timed before the run found its best rate; "
+            f"timed up to {1 + RETRIES} times): read with care."
         )
     lines.append(
         "Peak memory is tracemalloc's peak over one forward + BPTT against the hidden states, dX and the "
