@@ -456,11 +456,10 @@ def lstm_backward_scan(
             dhs[t], dh, dc, gates[t], tcs[t], c_prev, da[t], dh_total[t if keep_dh else 0], keep_dh
         )
         s = t + offset
+        zero(dh)  # its g_h is spent
         if truncate > 0 and s > 0 and s % truncate == 0:
-            zero(dh)
             zero(dc)
         else:
-            zero(dh)  # its g_h is spent
             product_(gemm, da[t], Wr, dh)
 
 
