@@ -80,14 +80,15 @@ def test_memory_estimate_within_10_percent_of_measured_peak(cell, L, T, B, I, H,
 
 @requires_jit
 def test_time_estimate_within_factor_2():
-    """Estimate and measurement come from the same machine in the same run; the median of three
-    ratios keeps a passing load spike on the shared machine from deciding it."""
-    ratios = []
-    for _ in range(3):
-        r = mr.calc(8, 64, 4, seq_len=120, batch_size=16, samples=16)
-        got = C.measure(mr.RNN(8, 64, 4), 120, 16)["seconds_per_sequence"]
-        ratios.append(r["time_per_epoch_s"] / got)
-    assert 0.5 < float(np.median(ratios)) < 2.0, ratios
+    """Estimate and measurement come from the same machine in the same run, interleaved in five
+    rounds; each side's best round is compared (both are best-of-5 timings: the undisturbed
+    speed). A median of per-round ratios failed when a slow spell on the shared machine, seconds
+    long, fell on one side of two rounds (ratios 1.2, 0.31, 0.49)."""
+    estimated, measured = [], []
+    for _ in range(5):
+        estimated.append(mr.calc(8, 64, 4, seq_len=120, batch_size=16, samples=16)["time_per_epoch_s"])
+        measured.append(C.measure(mr.RNN(8, 64, 4), 120, 16)["seconds_per_sequence"])
+    assert 0.5 < min(estimated) / min(measured) < 2.0, (estimated, measured)
 
 
 @pytest.mark.parametrize("rho", [0.5, 0.8, 0.95])
