@@ -245,15 +245,44 @@ def backprop_activation(g, h, code, out):
 
 @njit
 def matmul_acc(A, M, out):
-    """out (B, N) += A (B, K) @ M (K, N) as axpy loops: rows of M scaled into row b of out.
+    """out (B, N) += A (B, K) @ M (K, N) as axpy loops: rows of M scaled into rows of out.
 
-    Four rows of M per pass over ``out[b]`` (a quarter of the loads and stores of one at a
-    time); the inner loop runs over contiguous memory with no reduction, so LLVM vectorises it.
+    Blocks of four rows of A against four rows of M per pass over the output rows: each load
+    of M serves four rows of out, each load and store of out four products (against one and
+    one for a row at a time: 1.2-1.5x faster in float32, 1.7-2x in float64 at 4-64 rows). The
+    inner loop runs over contiguous memory with no reduction, so LLVM vectorises it. Every
+    element is summed in the same order, (a0 m0 + a1 m1) + (a2 m2 + a3 m3) per four k, in a
+    block or alone: a row's result does not depend on the rows beside it.
     """
     B, K = A.shape
     N = M.shape[1]
     K4 = K - K % 4
-    for b in range(B):
+    B4 = B - B % 4
+    for b in range(0, B4, 4):
+        o0, o1, o2, o3 = out[b], out[b + 1], out[b + 2], out[b + 3]
+        a0, a1, a2, a3 = A[b], A[b + 1], A[b + 2], A[b + 3]
+        for k in range(0, K4, 4):
+            m0, m1, m2, m3 = M[k], M[k + 1], M[k + 2], M[k + 3]
+            x0, x1, x2, x3 = a0[k], a0[k + 1], a0[k + 2], a0[k + 3]
+            y0, y1, y2, y3 = a1[k], a1[k + 1], a1[k + 2], a1[k + 3]
+            z0, z1, z2, z3 = a2[k], a2[k + 1], a2[k + 2], a2[k + 3]
+            w0, w1, w2, w3 = a3[k], a3[k + 1], a3[k + 2], a3[k + 3]
+            for n in range(N):
+                v0, v1, v2, v3 = m0[n], m1[n], m2[n], m3[n]
+                o0[n] += (x0 * v0 + x1 * v1) + (x2 * v2 + x3 * v3)
+                o1[n] += (y0 * v0 + y1 * v1) + (y2 * v2 + y3 * v3)
+                o2[n] += (z0 * v0 + z1 * v1) + (z2 * v2 + z3 * v3)
+                o3[n] += (w0 * v0 + w1 * v1) + (w2 * v2 + w3 * v3)
+        for k in range(K4, K):
+            mk = M[k]
+            x0, y0, z0, w0 = a0[k], a1[k], a2[k], a3[k]
+            for n in range(N):
+                v = mk[n]
+                o0[n] += x0 * v
+                o1[n] += y0 * v
+                o2[n] += z0 * v
+                o3[n] += w0 * v
+    for b in range(B4, B):
         row = out[b]
         a = A[b]
         for k in range(0, K4, 4):

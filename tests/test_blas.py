@@ -148,3 +148,24 @@ def test_backward_in_many_windows_equals_reference(monkeypatch, rng, cell, loop)
         out[jit] = model.backward(np.cos(Y), cache, truncate=3)
     for k, g in out["0"].items():
         np.testing.assert_allclose(out["1"][k], g, rtol=1e-12, atol=1e-14, err_msg=k)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_hand_written_product_equals_numpy_and_ignores_neighbour_rows(rng, dtype):
+    """kernels.matmul_acc (blocks of four rows, a row alone for the rest) against NumPy, and
+    each row's bits the same computed in a block or alone."""
+    from minirnn._jit import kernels
+
+    k = kernels()
+    for B, K, N in ((1, 1, 1), (3, 5, 7), (4, 4, 4), (9, 13, 6), (16, 32, 40)):
+        A = rng.standard_normal((B, K)).astype(dtype)
+        M = rng.standard_normal((K, N)).astype(dtype)
+        start = rng.standard_normal((B, N)).astype(dtype)
+        out = start.copy()
+        k.matmul_acc(A, M, out)
+        tol = 1e-13 if dtype == np.float64 else 1e-5
+        np.testing.assert_allclose(out, start + A @ M, rtol=tol, atol=tol * K)
+        for b in range(B):
+            alone = start[b : b + 1].copy()
+            k.matmul_acc(A[b : b + 1], M, alone)
+            np.testing.assert_array_equal(alone[0], out[b])
