@@ -31,25 +31,33 @@ from .cells import (
     rnn_step_forward,
 )
 
-# Which product a step's recurrence uses, measured on the benchmark machine (benchmarks/, and
-# the crossover scan noted in issue 10): a BLAS GEMM, even called from compiled code (~1 us),
-# only beats the hand-written product (matmul_acc, no call at all) from 16 rows on, or from 8
-# rows when the step is large; with fewer rows OpenBLAS runs far below its peak and the
-# hand-written loop wins at every width measured (B = 1, H = 1024: 23 ms against 55 ms).
-BLAS_MIN_ROWS, BLAS_MIN_MACS = 16, 16_384
-BLAS_MIN_ROWS_LARGE, BLAS_LARGE_MACS = 8, 1_048_576
+# Which product a step's recurrence uses, measured on the benchmark machine (AMD EPYC, 2 cores,
+# AVX-512; forward + BPTT at T = 100 for B = 4..128 rows, H = 64..512 units, every cell and
+# dtype, the two products interleaved). The hand-written product (matmul_acc: one core, no call,
+# no synchronisation) against NumPy's threaded GEMM called from the compiled loop (~1 us a call,
+# and two threads meeting at every step):
+# * fewer than 12 rows: the hand-written product wins at every width (1.5-2.8x at 4 rows);
+# * W_hh of at most 384 KiB (a core's cache holds it): it wins or ties up to 48 rows (0.6-0.9x
+#   the GEMM's time in float32, 0.75-1.0x in float64), the GEMM from 64 rows on;
+# * larger W_hh: the GEMM from 12 rows in float64, from 20 in float32 (1.1-1.7x faster above).
+# Steps below BLAS_MIN_MACS multiply-adds never pay for a call.
+HAND_MAX_ROWS, HAND_MAX_ROWS_CACHED, HAND_CACHED_BYTES = 11, 48, 384 * 1024
+HAND_MAX_ROWS_FLOAT32 = 19
+BLAS_MIN_MACS = 16_384
 # Without NumPy's BLAS pointer the GEMM costs a trip through Python per step (loops.py), worth
 # it only from this much work per step.
 PYTHON_LOOP_MIN_MACS = 262_144
 
 
-def use_stepped(B: int, GH: int, H: int) -> bool:
-    """True when a step of B rows, GH gate pre-activations and H units wants a BLAS GEMM for
-    its recurrent product (B * GH * H multiply-adds) rather than the hand-written one."""
-    macs = B * GH * H
-    return (B >= BLAS_MIN_ROWS and macs >= BLAS_MIN_MACS) or (
-        B >= BLAS_MIN_ROWS_LARGE and macs >= BLAS_LARGE_MACS
-    )
+def use_stepped(B: int, GH: int, H: int, itemsize: int = 8) -> bool:
+    """True when a step of B rows, GH gate pre-activations and H units (a (GH, H) W_hh of
+    ``itemsize``-byte floats) wants a BLAS GEMM for its recurrent product (B * GH * H
+    multiply-adds) rather than the hand-written one."""
+    if B <= HAND_MAX_ROWS or B * GH * H < BLAS_MIN_MACS:
+        return False
+    if GH * H * itemsize <= HAND_CACHED_BYTES:
+        return B > HAND_MAX_ROWS_CACHED
+    return B > (HAND_MAX_ROWS_FLOAT32 if itemsize == 4 else HAND_MAX_ROWS)
 
 
 def _time_loop(B: int, GH: int, H: int, dtype: np.dtype) -> tuple[bool, object]:
@@ -57,7 +65,7 @@ def _time_loop(B: int, GH: int, H: int, dtype: np.dtype) -> tuple[bool, object]:
     hand-written product (gemm None); large steps the compiled scans calling NumPy's BLAS
     through a pointer (_blas.py), or, where that pointer is unavailable, loops.py's Python loop
     around np.matmul. All three give the same numbers (tests/test_kernels.py)."""
-    if not use_stepped(B, GH, H):
+    if not use_stepped(B, GH, H, np.dtype(dtype).itemsize):
         return False, None
     gemm = _blas.gemm(dtype)
     if gemm is not None:

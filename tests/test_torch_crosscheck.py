@@ -111,7 +111,7 @@ def test_functional_equals_torch_at_a_large_shape(rng):
 def test_models_equal_torch_at_numpy_loop_sized_shapes(rng, cell):
     from minirnn import functional
 
-    T, B, I, H = 12, 32, 8, 128
+    T, B, I, H = 12, 64, 8, 128
     assert functional.use_stepped(B, H, H)
     model = mr.RNN(I, H, cell=cell, seed=0)
     X = rng.standard_normal((T, B, I))
