@@ -32,17 +32,17 @@ from .cells import (
 )
 
 # Which product a step's recurrence uses, measured on the benchmark machine (AMD EPYC, 2 cores,
-# AVX-512; forward + BPTT at T = 100 for B = 4..128 rows, H = 64..512 units, every cell and
-# dtype, the two products interleaved). The hand-written product (matmul_acc: one core, no call,
-# no synchronisation) against NumPy's threaded GEMM called from the compiled loop (~1 us a call,
-# and two threads meeting at every step):
-# * fewer than 12 rows: the hand-written product wins at every width (1.5-2.8x at 4 rows);
-# * W_hh of at most 384 KiB (a core's cache holds it): it wins or ties up to 48 rows (0.6-0.9x
-#   the GEMM's time in float32, 0.75-1.0x in float64), the GEMM from 64 rows on;
-# * larger W_hh: the GEMM from 12 rows in float64, from 20 in float32 (1.1-1.7x faster above).
+# AVX-512): forward + BPTT at T = 100, B = 8..48 rows, H = 64..512 units, the two products
+# interleaved in one process and compared by their best times (single-process sweeps were
+# misleading: a slow spell of the 2-thread GEMM, see the README, flatters the one-core product).
+# The hand-written product (matmul_acc: one core, no call, no synchronisation) against NumPy's
+# threaded GEMM called from the compiled loop (~1 us a call, two threads meeting every step):
+# * float32: the hand-written product is 1.2-1.8x faster up to 16 rows at every width, level at
+#   24 rows (H <= 256) and slower from there (1.2-1.5x at 48 rows);
+# * float64: level at 8 rows, slower from 12 rows where W_hh is large (1.2x at H = 256-512),
+#   within 7% either way at 12-24 rows where it is small (H <= 128).
 # Steps below BLAS_MIN_MACS multiply-adds never pay for a call.
-HAND_MAX_ROWS, HAND_MAX_ROWS_CACHED, HAND_CACHED_BYTES = 11, 48, 384 * 1024
-HAND_MAX_ROWS_FLOAT32 = 19
+HAND_MAX_ROWS = {4: 23, 8: 11}  # by itemsize; other float sizes as float64
 BLAS_MIN_MACS = 16_384
 # Without NumPy's BLAS pointer the GEMM costs a trip through Python per step (loops.py), worth
 # it only from this much work per step.
@@ -50,14 +50,10 @@ PYTHON_LOOP_MIN_MACS = 262_144
 
 
 def use_stepped(B: int, GH: int, H: int, itemsize: int = 8) -> bool:
-    """True when a step of B rows, GH gate pre-activations and H units (a (GH, H) W_hh of
-    ``itemsize``-byte floats) wants a BLAS GEMM for its recurrent product (B * GH * H
-    multiply-adds) rather than the hand-written one."""
-    if B <= HAND_MAX_ROWS or B * GH * H < BLAS_MIN_MACS:
-        return False
-    if GH * H * itemsize <= HAND_CACHED_BYTES:
-        return B > HAND_MAX_ROWS_CACHED
-    return B > (HAND_MAX_ROWS_FLOAT32 if itemsize == 4 else HAND_MAX_ROWS)
+    """True when a step of B rows, GH gate pre-activations and H units (``itemsize``-byte
+    floats) wants a BLAS GEMM for its recurrent product (B * GH * H multiply-adds) rather than
+    the hand-written one."""
+    return B > HAND_MAX_ROWS.get(itemsize, HAND_MAX_ROWS[8]) and B * GH * H >= BLAS_MIN_MACS
 
 
 def _time_loop(B: int, GH: int, H: int, dtype: np.dtype) -> tuple[bool, object]:

@@ -82,13 +82,9 @@ def test_kernel_equals_reference_any_shape(monkeypatch, T, B, I, H, activation, 
 def test_path_threshold_picks_by_work(monkeypatch):
     use = functional.use_stepped
     assert not use(1, 4 * 1024, 1024)  # one row: hand-written at any width
-    assert not use(11, 4 * 512, 512)  # a few rows: hand-written at any width
+    assert not use(11, 4 * 512, 512) and use(12, 4 * 512, 512)  # float64: the GEMM from 12 rows
+    assert not use(23, 4 * 512, 512, 4) and use(24, 4 * 512, 512, 4)  # float32: from 24 rows
     assert not use(200, 8, 8)  # a tiny step (12,800 multiply-adds) never pays for a call
-    # a W_hh a core's cache holds (384 KiB): hand-written up to 48 rows
-    assert not use(48, 3 * 128, 128, 8) and use(49, 3 * 128, 128, 8)
-    assert not use(48, 4 * 128, 128, 4) and use(64, 4 * 128, 128, 4)
-    # larger: the GEMM from 12 rows in float64, 20 in float32
-    assert use(12, 4 * 128, 128, 8) and not use(19, 4 * 256, 256, 4) and use(20, 4 * 256, 256, 4)
     monkeypatch.setenv("MINIRNN_BLAS", "0")  # no pointer: a Python loop only for large steps
     assert functional._time_loop(16, 32, 32, np.dtype(np.float64)) == (False, None)
     assert functional._time_loop(64, 256, 256, np.dtype(np.float64)) == (True, None)
