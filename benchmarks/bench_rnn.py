@@ -380,19 +380,65 @@ print(t1 - t0, t3 - t2)
 """
 
 
+NUMBA_FLOOR_MODULE = """
+import numba
+
+@numba.njit(cache=True)
+def total(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += x[i]
+    return s
+"""
+
+NUMBA_FLOOR = """
+import sys, time
+import numpy as np
+x = np.ones(4)
+t0 = time.perf_counter()
+import floor_kernel
+floor_kernel.total(x)
+print(time.perf_counter() - t0)
+"""
+WARM_STARTS = 3  # new processes timed with the caches warm; the median counts
+
+
 def startup(cell: str) -> dict:
     """Import time, and the first forward + backward in a new process: with numba's cache cold
-    (the compile time after a fresh install) and warm (every later start)."""
-    out = {}
+    (the compile time after a fresh install) and warm (every later start, the median of
+    WARM_STARTS processes)."""
+    out: dict = {}
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "CELL": cell, "NUMBA_CACHE_DIR": cache}
-        for label in ("cold cache", "warm cache"):
+        runs = []
+        for _ in range(1 + WARM_STARTS):
             res = subprocess.run(
                 [sys.executable, "-c", STARTUP], env=env, capture_output=True, text=True, check=True
             )
             imp, first = map(float, res.stdout.split())
-            out[label] = {"import_s": imp, "first_forward_backward_s": first}
+            runs.append({"import_s": imp, "first_forward_backward_s": first})
+        out["cold cache"] = runs[0]
+        out["warm cache"] = {k: float(np.median([r[k] for r in runs[1:]])) for k in runs[1]}
     return out
+
+
+def numba_floor() -> float:
+    """What numba itself takes before any kernel of ours: ``import numba`` and the first call of
+    a one-loop @njit(cache=True) kernel in a new process with its cache warm (numba readies its
+    typing and lowering registries, and imports scipy, on the first call). Median seconds of
+    WARM_STARTS processes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "floor_kernel.py").write_text(NUMBA_FLOOR_MODULE)
+        env = {**os.environ, "PYTHONPATH": tmp, "NUMBA_CACHE_DIR": str(Path(tmp, "cache"))}
+        times = [
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", NUMBA_FLOOR], env=env, capture_output=True, text=True, check=True
+                ).stdout
+            )
+            for _ in range(1 + WARM_STARTS)
+        ]
+    return float(np.median(times[1:]))
 
 
 def check(reference, result, tol: float) -> float:
@@ -500,14 +546,17 @@ def main(argv: list[str] | None = None) -> int:
             f"truncated BPTT k=20 vs full, rnn {tuple(r['shape'])}: {r['truncated_ms']:.2f} vs {r['full_ms']:.2f} ms (x{r['ratio']:.2f})"
         )
     starts = {cell: startup(cell) for cell in args.cells.split(",")}
+    floor = numba_floor()
     for cell, st in starts.items():
         print(
             f"startup {cell}: import {st['warm cache']['import_s']:.2f} s; first forward+backward "
             f"{st['cold cache']['first_forward_backward_s']:.2f} s with a cold numba cache (compiling), "
             f"{st['warm cache']['first_forward_backward_s']:.2f} s warm"
         )
+    print(f"numba's own floor: import numba + a one-loop cached kernel's first call {floor:.2f} s")
     result = {
         "startup": starts,
+        "numba_floor_s": floor,
         "truncation": trunc_rows,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{cpu()}, {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
@@ -597,6 +646,12 @@ def markdown_table(result: dict) -> str:
             f"Start-up, {cell}: `import minirnn` {st['warm cache']['import_s']:.2f} s; the first forward + backward "
             f"in a new process {st['warm cache']['first_forward_backward_s']:.2f} s with numba's cache warm, "
             f"{st['cold cache']['first_forward_backward_s']:.2f} s cold (compiling every kernel of the cell)."
+        )
+    if "numba_floor_s" in result:
+        lines.append(
+            f"numba's own floor, for comparison: `import numba` and the first call of a one-loop "
+            f"`@njit(cache=True)` kernel in a new process with its cache warm, {result['numba_floor_s']:.2f} s "
+            f"(median of {WARM_STARTS} processes, as the warm start-up times above)."
         )
     return "\n".join(lines) + "\n"
 

@@ -12,6 +12,7 @@ changing them, delete minirnn/__pycache__/*.nbi (``make clean`` does) or old cod
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import sys
@@ -64,6 +65,20 @@ def kernels() -> ModuleType:
 
         _kernels = k
     return _kernels
+
+
+@functools.cache
+def avx512() -> bool:
+    """True when numba compiles the kernels for a CPU with AVX-512 (512-bit vectors): the host's,
+    or the one NUMBA_CPU_NAME / NUMBA_CPU_FEATURES name (a portable cache, say). The hand-written
+    product's speed, and so where the BLAS GEMM overtakes it, depends on it (functional.py)."""
+    from llvmlite import binding
+    from numba.core import config
+
+    # set by numba.core.config at import from the environment, hence getattr for the type checker
+    if getattr(config, "CPU_NAME", None) not in (None, "host"):
+        return "+avx512f" in (getattr(config, "CPU_FEATURES", None) or "")
+    return bool(binding.get_host_cpu_features().get("avx512f", False))
 
 
 def njit(fn=None, **overrides):

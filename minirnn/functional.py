@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _blas, loops
 from . import _validate as v
-from ._jit import jit_enabled, kernels
+from ._jit import avx512, jit_enabled, kernels
 from .cells import (
     ACTIVATION_CODES,
     GRUStepCache,
@@ -31,18 +31,20 @@ from .cells import (
     rnn_step_forward,
 )
 
-# Which product a step's recurrence uses, measured on the benchmark machine (AMD EPYC, 2 cores,
-# AVX-512): forward + BPTT at T = 100, B = 8..48 rows, H = 64..512 units, the two products
-# interleaved in one process and compared by their best times (single-process sweeps were
-# misleading: a slow spell of the 2-thread GEMM, see the README, flatters the one-core product).
-# The hand-written product (matmul_acc: one core, no call, no synchronisation) against NumPy's
-# threaded GEMM called from the compiled loop (~1 us a call, two threads meeting every step):
-# * float32: the hand-written product is 1.2-1.8x faster up to 16 rows at every width, level at
-#   24 rows (H <= 256) and slower from there (1.2-1.5x at 48 rows);
-# * float64: level at 8 rows, slower from 12 rows where W_hh is large (1.2x at H = 256-512),
-#   within 7% either way at 12-24 rows where it is small (H <= 128).
+# Which product a step's recurrence uses, measured on the benchmark machines: forward + BPTT
+# at T = 20-100, B = 4..48 rows, H = 64..512 units, the two products interleaved in one process
+# and compared by their best times (single-process sweeps were misleading: a slow spell of the
+# 2-thread GEMM, see the README, flatters the one-core product). The hand-written product
+# (matmul_acc: one core, no call, no synchronisation) against NumPy's threaded GEMM called from
+# the compiled loop (~1 us a call, two threads meeting every step):
+# * AMD EPYC Zen 3 (AVX2): hand-written faster up to 8 rows (1.1-2x at 4 rows), level at 12,
+#   slower from 16 (float32: 1.0-1.5x at 16 rows, 1.3-2x at 32-48; float64: 1.1-1.4x at 16);
+# * AMD EPYC Zen 4 (AVX-512, twice the lanes for the hand-written loop): float32 1.2-1.8x faster
+#   up to 16 rows at every width, level at 24 rows (H <= 256), slower from there (1.2-1.5x at
+#   48 rows); float64 as on Zen 3 (level at 8 rows, 1.2x slower at 12 rows for H = 256-512).
 # Steps below BLAS_MIN_MACS multiply-adds never pay for a call.
-HAND_MAX_ROWS = {4: 23, 8: 11}  # by itemsize; other float sizes as float64
+HAND_MAX_ROWS = {4: 11, 8: 11}  # by itemsize; other float sizes as float64
+HAND_MAX_ROWS_AVX512 = {4: 23, 8: 11}
 BLAS_MIN_MACS = 16_384
 # Without NumPy's BLAS pointer the GEMM costs a trip through Python per step (loops.py), worth
 # it only from this much work per step.
@@ -53,7 +55,8 @@ def use_stepped(B: int, GH: int, H: int, itemsize: int = 8) -> bool:
     """True when a step of B rows, GH gate pre-activations and H units (``itemsize``-byte
     floats) wants a BLAS GEMM for its recurrent product (B * GH * H multiply-adds) rather than
     the hand-written one."""
-    return B > HAND_MAX_ROWS.get(itemsize, HAND_MAX_ROWS[8]) and B * GH * H >= BLAS_MIN_MACS
+    rows = HAND_MAX_ROWS_AVX512 if avx512() else HAND_MAX_ROWS
+    return B > rows.get(itemsize, rows[8]) and B * GH * H >= BLAS_MIN_MACS
 
 
 def _time_loop(B: int, GH: int, H: int, dtype: np.dtype) -> tuple[bool, object]:

@@ -81,10 +81,15 @@ def test_kernel_equals_reference_any_shape(monkeypatch, T, B, I, H, activation, 
 
 def test_path_threshold_picks_by_work(monkeypatch):
     use = functional.use_stepped
-    assert not use(1, 4 * 1024, 1024)  # one row: hand-written at any width
-    assert not use(11, 4 * 512, 512) and use(12, 4 * 512, 512)  # float64: the GEMM from 12 rows
-    assert not use(23, 4 * 512, 512, 4) and use(24, 4 * 512, 512, 4)  # float32: from 24 rows
-    assert not use(200, 8, 8)  # a tiny step (12,800 multiply-adds) never pays for a call
+    for wide in (False, True):
+        monkeypatch.setattr(functional, "avx512", lambda wide=wide: wide)
+        assert not use(1, 4 * 1024, 1024)  # one row: hand-written at any width
+        assert not use(11, 4 * 512, 512) and use(12, 4 * 512, 512)  # float64: the GEMM from 12 rows
+        assert not use(200, 8, 8)  # a tiny step (12,800 multiply-adds) never pays for a call
+    # float32: the GEMM from 12 rows with 256-bit vectors, from 24 with AVX-512's 512-bit ones
+    assert not use(23, 4 * 512, 512, 4) and use(24, 4 * 512, 512, 4)
+    monkeypatch.setattr(functional, "avx512", lambda: False)
+    assert not use(11, 4 * 512, 512, 4) and use(12, 4 * 512, 512, 4)
     monkeypatch.setenv("MINIRNN_BLAS", "0")  # no pointer: a Python loop only for large steps
     assert functional._time_loop(16, 32, 32, np.dtype(np.float64)) == (False, None)
     assert functional._time_loop(64, 256, 256, np.dtype(np.float64)) == (True, None)
@@ -169,3 +174,26 @@ def test_tanh_and_sigmoid_at_nan_and_infinity(dtype):
         kernels.activate_inplace(got, code)
         np.testing.assert_array_equal(got[:2], np.array(expected[:2], dtype=dtype))
         assert abs(got[2] - expected[2]) < 1e-37 and got[3] == expected[3] and got[4] == expected[4]
+
+
+def test_avx512_follows_the_cpu_numba_compiles_for(monkeypatch):
+    from llvmlite import binding
+    from numba.core import config
+
+    from minirnn import _jit
+
+    def fresh():
+        _jit.avx512.cache_clear()
+        return _jit.avx512()
+
+    try:
+        monkeypatch.setattr(config, "CPU_NAME", None)  # the host's features
+        assert fresh() == bool(binding.get_host_cpu_features().get("avx512f", False))
+        monkeypatch.setattr(config, "CPU_NAME", "generic")  # NUMBA_CPU_NAME: as named
+        monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+fma")
+        assert fresh() is False
+        monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+avx512f,+avx512bw")
+        assert fresh() is True
+    finally:
+        monkeypatch.undo()
+        _jit.avx512.cache_clear()
