@@ -39,7 +39,7 @@ OUT = Path(__file__).resolve().parent / "out"
 SLOW_SPELL, RETRIES = 0.8, 2  # re-time a row measured below 80% of the run's best GEMM rate
 
 
-def interleaved_medians(fns: dict, repeats: int, min_total: float = 0.2, rounds: int = 3) -> dict:
+def interleaved_medians(fns: dict, repeats: int, min_total: float = 1.0, rounds: int = 3) -> dict:
     """Median seconds of each function, timed in ``rounds`` rounds in which every function
     runs a block of calls (the order rotating), so that a slow spell on this shared machine
     falls on every contender alike instead of whichever happened to be running. Each block
@@ -335,9 +335,12 @@ def memory_ratio(model, X, G) -> dict:
     }
 
 
-def truncation_cost(shapes, repeats: int) -> list[dict]:
+def truncation_cost(shapes, repeats: int, min_total: float = 1.0) -> list[dict]:
     """Truncated BPTT (k1 = k2 = 20, accumulated) against full BPTT on the same sequence: the
-    same steps forward and backward, so the time per step should match (no copying of history)."""
+    same steps forward and backward, so the time per step should match (no copying of history).
+    Timed twice: through the drivers (bptt.tbptt_gradients against bptt.full_gradients: loss,
+    per-block reports and accumulation included, a fixed cost per call), and the model's own
+    forward + backward with and without ``truncate`` (the per-step cost alone)."""
     from minirnn import bptt
 
     rows = []
@@ -345,12 +348,20 @@ def truncation_cost(shapes, repeats: int) -> list[dict]:
         model = mr.RNN(I, H, 1, seed=0)
         rng = np.random.default_rng(1)
         X, Y = rng.standard_normal((T, B, I)), rng.standard_normal((T, B, 1))
+
+        def model_only(m=model, x=X, truncate=None):
+            out, cache = m.forward(x)
+            m.backward(out, cache, truncate=truncate)
+
         timed = interleaved_medians(
             {
                 "full": lambda m=model, x=X, y=Y: bptt.full_gradients(m, x, y),
                 "trunc": lambda m=model, x=X, y=Y: bptt.tbptt_gradients(m, x, y, 20),
+                "model full": model_only,
+                "model trunc": lambda: model_only(truncate=20),
             },
             repeats,
+            min_total,
         )
         full, trunc = timed["full"], timed["trunc"]
         rows.append(
@@ -360,6 +371,9 @@ def truncation_cost(shapes, repeats: int) -> list[dict]:
                 "full_ms": 1e3 * full,
                 "truncated_ms": 1e3 * trunc,
                 "ratio": trunc / full,
+                "model_full_ms": 1e3 * timed["model full"],
+                "model_truncated_ms": 1e3 * timed["model trunc"],
+                "model_ratio": timed["model trunc"] / timed["model full"],
             }
         )
     return rows
@@ -465,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     shapes = SHAPES[:3] if args.quick else SHAPES
     repeats = 3 if args.quick else max(7, args.repeats)
+    min_total = 0.2 if args.quick else 1.0  # seconds of timed calls per contender and row, at least
     contenders = ["minirnn", "torch (2 threads)", "torch (1 thread)", "jax", "numpy loop"]
     try:
         import torch  # noqa: F401
@@ -516,7 +531,9 @@ def main(argv: list[str] | None = None) -> int:
                 while True:
                     attempts += 1
                     before = gemm_peak(dtype)
-                    timed = interleaved_medians({n: runners[n] for n in contenders if n in runners}, repeats)
+                    timed = interleaved_medians(
+                        {n: runners[n] for n in contenders if n in runners}, repeats, min_total
+                    )
                     after = gemm_peak(dtype)
                     peaks[dtn] = max(peaks[dtn], before, after)
                     if min(before, after) >= SLOW_SPELL * peaks[dtn] or attempts > RETRIES:
@@ -539,11 +556,14 @@ def main(argv: list[str] | None = None) -> int:
         set_bound(row, peaks[row["dtype"]])
         row["slow_spell"] = row["gemm_gflops_beside"] * 1e9 < SLOW_SPELL * peaks[row["dtype"]]
     trunc_rows = (
-        truncation_cost([sh for sh in shapes if sh[0] >= 100], repeats) if "rnn" in args.cells else []
+        truncation_cost([sh for sh in shapes if sh[0] >= 100], repeats, min_total)
+        if "rnn" in args.cells
+        else []
     )
     for r in trunc_rows:
         print(
-            f"truncated BPTT k=20 vs full, rnn {tuple(r['shape'])}: {r['truncated_ms']:.2f} vs {r['full_ms']:.2f} ms (x{r['ratio']:.2f})"
+            f"truncated BPTT k=20 vs full, rnn {tuple(r['shape'])}: {r['truncated_ms']:.2f} vs {r['full_ms']:.2f} ms (x{r['ratio']:.2f}); "
+            f"the model's forward + backward alone {r['model_truncated_ms']:.2f} vs {r['model_full_ms']:.2f} ms (x{r['model_ratio']:.2f})"
         )
     starts = {cell: startup(cell) for cell in args.cells.split(",")}
     floor = numba_floor()
@@ -639,7 +659,13 @@ def markdown_table(result: dict) -> str:
     for r in result.get("truncation", []):
         lines.append(
             f"Truncated BPTT (k1 = k2 = {r['k']}) against full BPTT, vanilla cell {tuple(r['shape'])}: "
-            f"{r['truncated_ms']:.2f} vs {r['full_ms']:.2f} ms per sequence ({r['ratio']:.2f}x)."
+            f"{r['truncated_ms']:.2f} vs {r['full_ms']:.2f} ms per sequence ({r['ratio']:.2f}x) through the drivers"
+            + (
+                f"; the model's forward + backward alone, with and without truncate: {r['model_truncated_ms']:.2f} "
+                f"vs {r['model_full_ms']:.2f} ms ({r['model_ratio']:.2f}x)."
+                if "model_ratio" in r
+                else "."
+            )
         )
     for cell, st in result.get("startup", {}).items():
         lines.append(

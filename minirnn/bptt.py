@@ -244,14 +244,17 @@ class TBPTT:
             self._state = cache.state
             # the blocks' reports: their mean losses, from the per-position losses
             starts = np.arange(0, len(out), k)
-            pos = np.where(scored, losses.per_position(self.loss_name, out, Yg), 0.0)
-            sums = np.add.reduceat(pos.sum(axis=1), starts)
-            weights = np.add.reduceat(scored.sum(axis=1), starts)
-            for s, total, w in zip(starts.tolist(), sums.tolist(), weights.tolist(), strict=True):
-                value = total / w if w else 0.0
-                reports.append({"steps": float(min(k, len(out) - s)), "weight": float(w), "loss": value})
-                self._acc_steps += w
-                self._acc_loss += w * value
+            pos = losses.per_position(self.loss_name, out, Yg)
+            sums = np.add.reduceat((pos if mg is None else np.where(scored, pos, 0.0)).sum(axis=1), starts)
+            weights = np.add.reduceat(scored.sum(axis=1), starts).astype(np.float64)
+            values = np.divide(sums, weights, out=np.zeros_like(sums), where=weights > 0)
+            steps = np.minimum(k, len(out) - starts).astype(np.float64)
+            reports += [
+                {"steps": n, "weight": w, "loss": value}
+                for n, w, value in zip(steps.tolist(), weights.tolist(), values.tolist(), strict=True)
+            ]
+            self._acc_steps += float(weights.sum())
+            self._acc_loss += float(sums.sum())
         return reports
 
     def _block(self, Xb: np.ndarray, Yb: np.ndarray, mb: np.ndarray | None) -> dict[str, float]:

@@ -27,5 +27,7 @@ def test_quick_benchmark_writes_its_table(tmp_path):
         assert row["gemm_gflops_beside"] > 0 and 1 <= row["attempts"] <= 3 and "slow_spell" in row
     assert result["repeats"] == 3 and result["startup"] and result["truncation"]
     assert 0 < result["numba_floor_s"] < 60
+    for r in result["truncation"]:
+        assert r["model_truncated_ms"] > 0 and r["model_full_ms"] > 0 and r["model_ratio"] > 0
     table = (tmp_path / "results.md").read_text()
     assert "median of at least 3 runs" in table and table.count("| rnn | float64 |") == 3

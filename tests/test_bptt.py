@@ -302,6 +302,7 @@ def test_whole_blocks_equal_block_by_block(rng, cell, loss):
     model, X, _ = make(cell, rng, T=23, B=3, P=4)
     Y = rng.integers(0, 4, (23, 3)) if loss == "cross_entropy" else rng.standard_normal((23, 3, 4))
     mask = rng.random((23, 3)) < 0.7
+    mask[4:8] = False  # a block with nothing scored: weight 0, loss reported as 0
     drivers = [bptt.TBPTT(model, 4, loss=loss), bptt.TBPTT(model, 4, loss=loss, group_rows=0)]
     reports = []
     for d in drivers:
@@ -310,6 +311,7 @@ def test_whole_blocks_equal_block_by_block(rng, cell, loss):
         r += d.feed(X[11:], Y[11:], mask[11:])
         reports.append(r)
     assert len(reports[0]) == len(reports[1]) == 6
+    assert reports[0][1] == {"steps": 4.0, "weight": 0.0, "loss": 0.0}
     for a, b in zip(*reports, strict=True):
         assert a.keys() == b.keys() and a["steps"] == b["steps"] and a["weight"] == b["weight"]
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-13)
