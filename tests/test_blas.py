@@ -57,9 +57,14 @@ SHAPES = [(5, 7, 3), (1, 7, 3), (5, 1, 3), (5, 7, 1), (1, 1, 1), (0, 3, 2), (3, 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("blas", [True, False])
-def test_matmul_add_accumulates_in_every_layout(fresh, monkeypatch, rng, dtype, shape, blas):
-    if not blas:
+@pytest.mark.parametrize("path", ["pointer", "small", "no pointer"])
+def test_matmul_add_accumulates_in_every_layout(fresh, monkeypatch, rng, dtype, shape, path):
+    """Through NumPy's GEMM pointer (these small Cs forced onto it), through NumPy's matmul as
+    small Cs take it, and without the pointer."""
+    if path == "pointer":
+        monkeypatch.setattr(_blas, "SMALL_C", 0)
+    elif path == "no pointer":
+        monkeypatch.setattr(_blas, "SMALL_C", 0)
         monkeypatch.setenv("MINIRNN_BLAS", "0")
     M, K, N = shape
     As, Bs = _operands(rng, M, K, N, dtype)
@@ -70,6 +75,27 @@ def test_matmul_add_accumulates_in_every_layout(fresh, monkeypatch, rng, dtype, 
             _blas.matmul_add(A, B, C)
             tol = 1e-5 if dtype == np.float32 else 1e-13
             np.testing.assert_allclose(C, expected, rtol=tol, atol=tol, err_msg=f"{A.strides} {B.strides}")
+
+
+def test_matmul_add_takes_small_products_past_the_pointer(fresh, monkeypatch, rng):
+    """A C of at most SMALL_C elements never reaches the ctypes call; a larger one does."""
+    calls = []
+    real = _blas.gemm
+
+    def counting(dtype):
+        calls.append(dtype)
+        return real(dtype)
+
+    monkeypatch.setattr(_blas, "gemm", counting)
+    A, B = rng.standard_normal((128, 64)), rng.standard_normal((64, 128))
+    C = np.zeros((128, 128))  # 16,384 elements: small
+    _blas.matmul_add(A, B, C)
+    assert not calls
+    np.testing.assert_allclose(C, A @ B, rtol=1e-13)
+    C = np.zeros((129, 128))
+    _blas.matmul_add(np.vstack([A, A[:1]]), B, C)
+    assert len(calls) == 1
+    np.testing.assert_allclose(C[:128], A @ B, rtol=1e-13)
 
 
 def test_matmul_add_takes_blas_layouts_and_refuses_others():
