@@ -124,18 +124,15 @@ def _layout(X: np.ndarray) -> tuple[int, int] | None:
     return None
 
 
-SMALL_C = 16_384  # elements of C (128 KiB in float64) below which matmul_add uses NumPy's matmul
-
-
-def matmul_add(A: np.ndarray, B: np.ndarray, C: np.ndarray) -> None:
+def matmul_add(A: np.ndarray, B: np.ndarray, C: np.ndarray, temp_limit: int = 0) -> None:
     """C += A @ B without a temporary the size of C: NumPy's own GEMM with beta = 1 where the
     pointer is available and the operands are BLAS layouts (transposed views included), else
     ``C += A @ B``. The backward's weight gradients accumulate window by window through this.
 
-    A C of at most SMALL_C elements takes ``C += A @ B`` anyway: its temporary is small, and
-    NumPy's call costs 2-5 us where this one's ctypes call costs 10-15 (measured at B = 1, where
-    the backward's windows make a handful of such products per call)."""
-    if C.size <= SMALL_C:
+    A C of at most ``temp_limit`` elements (a temporary the caller can afford) takes
+    ``C += A @ B`` anyway: NumPy's call costs 2-5 us where this one's ctypes call costs 10-15,
+    which shows at B = 1, where a backward window makes a handful of such products."""
+    if C.size <= temp_limit:
         C += A @ B
         return
     fn = gemm(C.dtype)

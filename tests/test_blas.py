@@ -57,28 +57,26 @@ SHAPES = [(5, 7, 3), (1, 7, 3), (5, 1, 3), (5, 7, 1), (1, 1, 1), (0, 3, 2), (3, 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("path", ["pointer", "small", "no pointer"])
+@pytest.mark.parametrize("path", ["pointer", "temporary", "no pointer"])
 def test_matmul_add_accumulates_in_every_layout(fresh, monkeypatch, rng, dtype, shape, path):
-    """Through NumPy's GEMM pointer (these small Cs forced onto it), through NumPy's matmul as
-    small Cs take it, and without the pointer."""
-    if path == "pointer":
-        monkeypatch.setattr(_blas, "SMALL_C", 0)
-    elif path == "no pointer":
-        monkeypatch.setattr(_blas, "SMALL_C", 0)
+    """Through NumPy's GEMM pointer, through NumPy's matmul where the caller allows a temporary
+    of C's size, and without the pointer."""
+    if path == "no pointer":
         monkeypatch.setenv("MINIRNN_BLAS", "0")
+    limit = 10**6 if path == "temporary" else 0
     M, K, N = shape
     As, Bs = _operands(rng, M, K, N, dtype)
     for A in As:
         for B in Bs:
             C = rng.standard_normal((M, N)).astype(dtype)
             expected = C.astype(np.float64) + A.astype(np.float64) @ B.astype(np.float64)
-            _blas.matmul_add(A, B, C)
+            _blas.matmul_add(A, B, C, limit)
             tol = 1e-5 if dtype == np.float32 else 1e-13
             np.testing.assert_allclose(C, expected, rtol=tol, atol=tol, err_msg=f"{A.strides} {B.strides}")
 
 
-def test_matmul_add_takes_small_products_past_the_pointer(fresh, monkeypatch, rng):
-    """A C of at most SMALL_C elements never reaches the ctypes call; a larger one does."""
+def test_matmul_add_takes_a_temporary_only_within_the_callers_limit(fresh, monkeypatch, rng):
+    """A C of at most temp_limit elements never reaches the ctypes call; a larger one does."""
     calls = []
     real = _blas.gemm
 
@@ -87,15 +85,14 @@ def test_matmul_add_takes_small_products_past_the_pointer(fresh, monkeypatch, rn
         return real(dtype)
 
     monkeypatch.setattr(_blas, "gemm", counting)
-    A, B = rng.standard_normal((128, 64)), rng.standard_normal((64, 128))
-    C = np.zeros((128, 128))  # 16,384 elements: small
-    _blas.matmul_add(A, B, C)
+    A, B = rng.standard_normal((16, 8)), rng.standard_normal((8, 16))
+    C = np.zeros((16, 16))
+    _blas.matmul_add(A, B, C, temp_limit=256)
     assert not calls
     np.testing.assert_allclose(C, A @ B, rtol=1e-13)
-    C = np.zeros((129, 128))
-    _blas.matmul_add(np.vstack([A, A[:1]]), B, C)
+    _blas.matmul_add(A, B, C, temp_limit=255)
     assert len(calls) == 1
-    np.testing.assert_allclose(C[:128], A @ B, rtol=1e-13)
+    np.testing.assert_allclose(C, 2 * (A @ B), rtol=1e-13)
 
 
 def test_matmul_add_takes_blas_layouts_and_refuses_others():
