@@ -417,23 +417,30 @@ print(time.perf_counter() - t0)
 WARM_STARTS = 3  # new processes timed with the caches warm; the median counts
 
 
+def new_processes(script: str, env: dict) -> tuple[str, list[str]]:
+    """Run ``script`` in 1 + WARM_STARTS new Python processes, one after another with the same
+    numba cache: the first output (cold cache), and the others' (warm)."""
+    outs = [
+        subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        ).stdout
+        for _ in range(1 + WARM_STARTS)
+    ]
+    return outs[0], outs[1:]
+
+
 def startup(cell: str) -> dict:
     """Import time, and the first forward + backward in a new process: with numba's cache cold
     (the compile time after a fresh install) and warm (every later start, the median of
     WARM_STARTS processes)."""
-    out: dict = {}
+    keys = ("import_s", "first_forward_backward_s")
     with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "CELL": cell, "NUMBA_CACHE_DIR": cache}
-        runs = []
-        for _ in range(1 + WARM_STARTS):
-            res = subprocess.run(
-                [sys.executable, "-c", STARTUP], env=env, capture_output=True, text=True, check=True
-            )
-            imp, first = map(float, res.stdout.split())
-            runs.append({"import_s": imp, "first_forward_backward_s": first})
-        out["cold cache"] = runs[0]
-        out["warm cache"] = {k: float(np.median([r[k] for r in runs[1:]])) for k in runs[1]}
-    return out
+        cold, warm = new_processes(STARTUP, {**os.environ, "CELL": cell, "NUMBA_CACHE_DIR": cache})
+    runs = [dict(zip(keys, map(float, out.split()), strict=True)) for out in warm]
+    return {
+        "cold cache": dict(zip(keys, map(float, cold.split()), strict=True)),
+        "warm cache": {k: float(np.median([r[k] for r in runs])) for k in keys},
+    }
 
 
 def numba_floor() -> float:
@@ -444,15 +451,8 @@ def numba_floor() -> float:
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "floor_kernel.py").write_text(NUMBA_FLOOR_MODULE)
         env = {**os.environ, "PYTHONPATH": tmp, "NUMBA_CACHE_DIR": str(Path(tmp, "cache"))}
-        times = [
-            float(
-                subprocess.run(
-                    [sys.executable, "-c", NUMBA_FLOOR], env=env, capture_output=True, text=True, check=True
-                ).stdout
-            )
-            for _ in range(1 + WARM_STARTS)
-        ]
-    return float(np.median(times[1:]))
+        _, warm = new_processes(NUMBA_FLOOR, env)
+    return float(np.median([float(out) for out in warm]))
 
 
 def check(reference, result, tol: float) -> float:
@@ -660,12 +660,8 @@ def markdown_table(result: dict) -> str:
         lines.append(
             f"Truncated BPTT (k1 = k2 = {r['k']}) against full BPTT, vanilla cell {tuple(r['shape'])}: "
             f"{r['truncated_ms']:.2f} vs {r['full_ms']:.2f} ms per sequence ({r['ratio']:.2f}x) through the drivers"
-            + (
-                f"; the model's forward + backward alone, with and without truncate: {r['model_truncated_ms']:.2f} "
-                f"vs {r['model_full_ms']:.2f} ms ({r['model_ratio']:.2f}x)."
-                if "model_ratio" in r
-                else "."
-            )
+            f"; the model's forward + backward alone, with and without truncate: {r['model_truncated_ms']:.2f} "
+            f"vs {r['model_full_ms']:.2f} ms ({r['model_ratio']:.2f}x)."
         )
     for cell, st in result.get("startup", {}).items():
         lines.append(
@@ -673,12 +669,11 @@ def markdown_table(result: dict) -> str:
             f"in a new process {st['warm cache']['first_forward_backward_s']:.2f} s with numba's cache warm, "
             f"{st['cold cache']['first_forward_backward_s']:.2f} s cold (compiling every kernel of the cell)."
         )
-    if "numba_floor_s" in result:
-        lines.append(
-            f"numba's own floor, for comparison: `import numba` and the first call of a one-loop "
-            f"`@njit(cache=True)` kernel in a new process with its cache warm, {result['numba_floor_s']:.2f} s "
-            f"(median of {WARM_STARTS} processes, as the warm start-up times above)."
-        )
+    lines.append(
+        f"numba's own floor, for comparison: `import numba` and the first call of a one-loop "
+        f"`@njit(cache=True)` kernel in a new process with its cache warm, {result['numba_floor_s']:.2f} s "
+        f"(median of {WARM_STARTS} processes, as the warm start-up times above)."
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -164,7 +164,7 @@ def _input_projection(X: np.ndarray, W_xh: np.ndarray, b: np.ndarray | None) -> 
 WINDOW_ROWS = 1024
 # A window's weight-gradient products into at most this many elements, and at most an eighth of
 # the window's states, take NumPy's matmul and a temporary (_blas.matmul_add): at B = 1 their
-# ctypes calls cost more than the products (17-20% of forward + BPTT at (1000, 1, 1, 32)).
+# ctypes calls cost more than the products (5-15% of forward + BPTT at (1000, 1, 1, 32)).
 SMALL_TEMP = 4096
 
 
