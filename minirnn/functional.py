@@ -12,10 +12,11 @@ Both give the same numbers to rounding; the tests hold them to 1e-12.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from . import _blas, loops
+from . import _blas, _threads, loops
 from . import _validate as v
 from ._jit import avx512, jit_enabled, kernels
 from .cells import (
@@ -70,6 +71,15 @@ def _time_loop(B: int, GH: int, H: int, dtype: np.dtype) -> tuple[bool, object]:
     if gemm is not None:
         return False, gemm
     return B * GH * H >= PYTHON_LOOP_MIN_MACS, None
+
+
+def _scan(scan: Any, gemm: object, B: int, *args: Any) -> None:
+    """scan(gemm, *args, b0, b1), a compiled time loop, over all B rows: in blocks of rows on
+    OpenBLAS's threads where the recurrent product is BLAS's (_threads.py), else in one."""
+    if gemm is None:
+        scan(gemm, *args, 0, B)
+    else:
+        _threads.by_rows(B, lambda b0, b1: scan(gemm, *args, b0, b1))
 
 
 def _operand(R: np.ndarray, gemm: object) -> np.ndarray:
@@ -303,7 +313,7 @@ def rnn_forward(
         if python_loop:
             loops.rnn_forward(hs, W_hh.T, h0, code)
         else:
-            kernels().rnn_forward_scan(gemm, hs, _operand(W_hh.T, gemm), h0, code)
+            _scan(kernels().rnn_forward_scan, gemm, B, hs, _operand(W_hh.T, gemm), h0, code)
     else:
         hs = np.empty((T, B, H), dtype=X.dtype)
         h = h0
@@ -370,9 +380,8 @@ def rnn_backward(
                 loops.rnn_backward(dhs[t0:t1], hs[t0:t1], Wr, code, k, t0, da, total, carry)
             else:
                 kept = total if total is not None else da[:1]
-                kernels().rnn_backward_scan(
-                    gemm, dhs[t0:t1], hs[t0:t1], Wr, code, k, t0, da, kept, return_dh, carry
-                )
+                w = (dhs[t0:t1], hs[t0:t1], Wr, code, k, t0, da, kept, return_dh, carry)
+                _scan(kernels().rnn_backward_scan, gemm, B, *w)
             _accumulate(grads, t0, t1, da, X, h0 if t0 == 0 else hs[t0 - 1], hs, W_xh)
         grads["h0"] = carry
         if dh_all is not None:
@@ -509,7 +518,7 @@ def lstm_forward(
         if python_loop:
             loops.lstm_forward(gates, W_hh.T, *args)
         else:
-            kernels().lstm_forward_scan(gemm, gates, _operand(W_hh.T, gemm), *args)
+            _scan(kernels().lstm_forward_scan, gemm, B, gates, _operand(W_hh.T, gemm), *args)
     else:
         gates = np.empty((T, B, 4 * H), dtype=X.dtype)
         h, c = h_0, c_0
@@ -577,7 +586,7 @@ def lstm_backward(
                 loops.lstm_backward(*w, total, dh0, dc0)
             else:
                 kept = total if total is not None else da[:1]
-                kernels().lstm_backward_scan(gemm, *w, kept, return_dh, dh0, dc0)
+                _scan(kernels().lstm_backward_scan, gemm, B, *w, kept, return_dh, dh0, dc0)
             _accumulate(grads, t0, t1, da, X, cache.h0 if t0 == 0 else hs[t0 - 1], hs, W_xh)
     else:
         da = np.empty_like(cache.gates)
@@ -674,7 +683,8 @@ def gru_forward(
         if python_loop:
             loops.gru_forward(gates, W_hh.T, b, h_0, hs, hn, u)
         else:
-            kernels().gru_forward_scan(gemm, gates, _operand(W_hh.T, gemm), b, h_0, hs, hn, u)
+            Wr = _operand(W_hh.T, gemm)
+            _scan(kernels().gru_forward_scan, gemm, B, gates, Wr, b, h_0, hs, hn, u)
     else:
         gates = np.empty((T, B, 3 * H), dtype=X.dtype)
         h = h_0
@@ -725,7 +735,7 @@ def gru_backward(
                 loops.gru_backward(*w, total, dh0, ua)
             else:
                 kept = total if total is not None else dun[:1]
-                kernels().gru_backward_scan(gemm, *w, kept, return_dh, dh0, ua)
+                _scan(kernels().gru_backward_scan, gemm, B, *w, kept, return_dh, dh0, ua)
             _accumulate(grads, t0, t1, dxa, X, h_init, hs, W_xh, dun)
     else:
         dxa, dun = np.empty_like(cache.gates), np.empty_like(hs)

@@ -346,21 +346,22 @@ def rnn_backward_step(dhs_t, carry, h_t, code, da_t, dh_total_t, keep_dh):
 
 
 @njit
-def rnn_forward_scan(gemm, hs, Wr, h0, code):
+def rnn_forward_scan(gemm, hs, Wr, h0, code, b0, b1):
     """In place over the time loop: hs[t] <- f(hs[t] + h_{t-1} W_hh^T), h_{-1} = h0.
 
     On entry hs holds the input projection X W_xh^T + b_h for every step (T, B, H);
     on exit it holds the hidden states. Wr is W_hh^T as product_ takes it (W_hh^T without BLAS,
-    W_hh with it), C-contiguous.
+    W_hh with it), C-contiguous. Only batch rows b0:b1 are walked (every scan takes such a
+    block: the rows' recurrences are independent, see _threads.py); (0, B) is all of them.
     """
     for t in range(hs.shape[0]):
-        h_prev = h0 if t == 0 else hs[t - 1]
-        product_(gemm, h_prev, Wr, hs[t])
-        activate_inplace(hs[t], code)
+        h_t = hs[t, b0:b1]
+        product_(gemm, h0[b0:b1] if t == 0 else hs[t - 1, b0:b1], Wr, h_t)
+        activate_inplace(h_t, code)
 
 
 @njit
-def rnn_backward_scan(gemm, dhs, hs, Wr, code, truncate, offset, da, dh_total, keep_dh, carry):
+def rnn_backward_scan(gemm, dhs, hs, Wr, code, truncate, offset, da, dh_total, keep_dh, carry, b0, b1):
     """Walk t = T-1 .. 0 carrying dL/dh back through the recurrence::
 
         g_t  = dhs[t] + carry            (direct part + recurrent part)
@@ -372,14 +373,17 @@ def rnn_backward_scan(gemm, dhs, hs, Wr, code, truncate, offset, da, dh_total, k
     the window's first step in the sequence: with truncate = k > 0 the carry is cut where the
     sequence step s = t + offset has s % k == 0, s > 0 (blocks [0, k), [k, 2k), ..., exactly
     as if h were detached every k steps). If keep_dh, dh_total[t] = g_t. Wr is W_hh as product_
-    takes it (W_hh without BLAS, W_hh^T with it), C-contiguous.
+    takes it (W_hh without BLAS, W_hh^T with it), C-contiguous. Rows b0:b1 only.
     """
+    c = carry[b0:b1]
     for t in range(dhs.shape[0] - 1, -1, -1):
-        rnn_backward_step(dhs[t], carry, hs[t], code, da[t], dh_total[t if keep_dh else 0], keep_dh)
+        da_t = da[t, b0:b1]
+        kept = dh_total[t if keep_dh else 0, b0:b1]
+        rnn_backward_step(dhs[t, b0:b1], c, hs[t, b0:b1], code, da_t, kept, keep_dh)
         s = t + offset
-        zero(carry)  # its g_t is spent (da[t] holds what follows from it)
+        zero(c)  # its g_t is spent (da[t] holds what follows from it)
         if not (truncate > 0 and s > 0 and s % truncate == 0):
-            product_(gemm, da[t], Wr, carry)
+            product_(gemm, da_t, Wr, c)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -455,41 +459,45 @@ def lstm_backward_step(dhs_t, dh, dc, G, tc_t, c_prev, A, dh_total_t, keep_dh):
 
 
 @njit
-def lstm_forward_scan(gemm, gates, Wr, h0, c0, hs, cs, tcs):
+def lstm_forward_scan(gemm, gates, Wr, h0, c0, hs, cs, tcs, b0, b1):
     """LSTM time loop (cells.lstm_step_forward), in place.
 
     gates (T, B, 4H) holds the input projection on entry and i, f, g, o on exit;
     hs, cs, tcs (T, B, H) receive h_t, c_t and tanh(c_t). Wr is W_hh^T as product_ takes it.
+    Rows b0:b1 only.
     """
     for t in range(gates.shape[0]):
-        h_prev = h0 if t == 0 else hs[t - 1]
-        c_prev = c0 if t == 0 else cs[t - 1]
-        product_(gemm, h_prev, Wr, gates[t])
-        lstm_forward_step(gates[t], c_prev, cs[t], tcs[t], hs[t])
+        h_prev = h0[b0:b1] if t == 0 else hs[t - 1, b0:b1]
+        c_prev = c0[b0:b1] if t == 0 else cs[t - 1, b0:b1]
+        a = gates[t, b0:b1]
+        product_(gemm, h_prev, Wr, a)
+        lstm_forward_step(a, c_prev, cs[t, b0:b1], tcs[t, b0:b1], hs[t, b0:b1])
 
 
 @njit
 def lstm_backward_scan(
-    gemm, dhs, gates, cs, tcs, c_init, Wr, truncate, offset, da, dh_total, keep_dh, dh, dc
+    gemm, dhs, gates, cs, tcs, c_init, Wr, truncate, offset, da, dh_total, keep_dh, dh, dc, b0, b1
 ):
     """LSTM backward time loop (cells.lstm_step_backward) over a window, t = T-1 .. 0.
 
     Writes da (T, B, 4H), the pre-activation gradients. dh and dc enter holding dL/dh and
     dL/dc from after the window (zeros, or the final state's gradient, at the sequence's end)
     and leave holding them just before it; c_init is the cell state before the window.
-    Truncation as in rnn_backward_scan, on both carries.
+    Truncation as in rnn_backward_scan, on both carries. Rows b0:b1 only.
     """
+    g_h, d_c = dh[b0:b1], dc[b0:b1]
     for t in range(dhs.shape[0] - 1, -1, -1):
-        c_prev = c_init if t == 0 else cs[t - 1]
-        lstm_backward_step(
-            dhs[t], dh, dc, gates[t], tcs[t], c_prev, da[t], dh_total[t if keep_dh else 0], keep_dh
-        )
+        c_prev = c_init[b0:b1] if t == 0 else cs[t - 1, b0:b1]
+        da_t = da[t, b0:b1]
+        kept = dh_total[t if keep_dh else 0, b0:b1]
+        G = gates[t, b0:b1]
+        lstm_backward_step(dhs[t, b0:b1], g_h, d_c, G, tcs[t, b0:b1], c_prev, da_t, kept, keep_dh)
         s = t + offset
-        zero(dh)  # its g_h is spent
+        zero(g_h)  # its g_h is spent
         if truncate > 0 and s > 0 and s % truncate == 0:
-            zero(dc)
+            zero(d_c)
         else:
-            product_(gemm, da[t], Wr, dh)
+            product_(gemm, da_t, Wr, g_h)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -560,43 +568,45 @@ def gru_backward_step(dhs_t, carry, G, hn_t, h_prev, Xa, Ua, dh_total_t, keep_dh
 
 
 @njit
-def gru_forward_scan(gemm, gates, Wr, b_hh, h0, hs, hn, u):
+def gru_forward_scan(gemm, gates, Wr, b_hh, h0, hs, hn, u, b0, b1):
     """GRU time loop (cells.gru_step_forward), in place.
 
     gates (T, B, 3H) holds the input projection plus b_h on entry and r, z, n on exit; b_hh
     (3H,); writes hs (T, B, H) and hn (T, B, H) = h_{t-1} W_hn^T + b_hn. u is a (B, 3H) work
-    buffer.
+    buffer. Rows b0:b1 only.
     """
+    ub = u[b0:b1]
     for t in range(gates.shape[0]):
-        h_prev = h0 if t == 0 else hs[t - 1]
-        zero(u)
-        product_(gemm, h_prev, Wr, u)
-        gru_forward_step(gates[t], u, b_hh, h_prev, hn[t], hs[t])
+        h_prev = h0[b0:b1] if t == 0 else hs[t - 1, b0:b1]
+        zero(ub)
+        product_(gemm, h_prev, Wr, ub)
+        gru_forward_step(gates[t, b0:b1], ub, b_hh, h_prev, hn[t, b0:b1], hs[t, b0:b1])
 
 
 @njit
 def gru_backward_scan(
-    gemm, dhs, hs, h_init, gates, hn, Wr, truncate, offset, dxa, dun, dh_total, keep_dh, carry, ua
+    gemm, dhs, hs, h_init, gates, hn, Wr, truncate, offset, dxa, dun, dh_total, keep_dh, carry, ua, b0, b1
 ):
     """GRU backward time loop (cells.gru_step_backward) over a window, t = T-1 .. 0.
 
     Writes dxa (T, B, 3H), the input-side pre-activation gradients, and dun (T, B, H), the n
     part of the hidden-side ones (their r and z parts are dxa's); ua (B, 3H) holds one step's
     hidden-side gradients for the carry's product. carry enters and leaves as in
-    rnn_backward_scan; h_init is the state before the window.
+    rnn_backward_scan; h_init is the state before the window. Rows b0:b1 only.
     """
-    B, H = carry.shape
+    c, u = carry[b0:b1], ua[b0:b1]
+    H = carry.shape[1]
     for t in range(dhs.shape[0] - 1, -1, -1):
-        h_prev = h_init if t == 0 else hs[t - 1]
-        gru_backward_step(
-            dhs[t], carry, gates[t], hn[t], h_prev, dxa[t], ua, dh_total[t if keep_dh else 0], keep_dh
-        )
-        d = dun[t]
-        for b in range(B):
+        h_prev = h_init[b0:b1] if t == 0 else hs[t - 1, b0:b1]
+        kept = dh_total[t if keep_dh else 0, b0:b1]
+        G = gates[t, b0:b1]
+        gru_backward_step(dhs[t, b0:b1], c, G, hn[t, b0:b1], h_prev, dxa[t, b0:b1], u, kept, keep_dh)
+        d = dun[t, b0:b1]
+        for b in range(b1 - b0):
             for j in range(H):
-                d[b, j] = ua[b, 2 * H + j]
+                d[b, j] = u[b, 2 * H + j]
         s = t + offset
         if truncate > 0 and s > 0 and s % truncate == 0:
-            zero(carry)
+            zero(c)
         else:
-            product_(gemm, ua, Wr, carry)
+            product_(gemm, u, Wr, c)
