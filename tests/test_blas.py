@@ -192,3 +192,30 @@ def test_hand_written_product_equals_numpy_and_ignores_neighbour_rows(rng, dtype
             alone = start[b : b + 1].copy()
             k.matmul_acc(A[b : b + 1], M, alone)
             np.testing.assert_array_equal(alone[0], out[b])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_blas_product_takes_its_operand_either_way_as_operand_gives_it(rng, dtype):
+    """kernels.product_ with NumPy's GEMM: the right operand R transposed (N, K), or R itself
+    (K, N) where K != N, as functional._operand hands them over (R itself for a C-contiguous
+    non-square float32 R, the gated backward's W_hh; R transposed otherwise)."""
+    from minirnn import functional
+    from minirnn._jit import kernels
+
+    gemm = _blas.gemm(dtype)
+    if gemm is None:
+        pytest.skip("NumPy's BLAS pointer is not available here")
+    for B, K, N in ((5, 12, 3), (5, 3, 12), (4, 6, 6)):
+        A = rng.standard_normal((B, K)).astype(dtype)
+        R = rng.standard_normal((K, N)).astype(dtype)
+        start = rng.standard_normal((B, N)).astype(dtype)
+        M = functional._operand(R, gemm)
+        untransposed = dtype == np.float32 and K != N
+        assert (M is R) == untransposed and M.shape == ((K, N) if untransposed else (N, K))
+        assert M.flags.c_contiguous
+        for operand in (M, np.ascontiguousarray(R.T)):  # both ways for every dtype
+            out = start.copy()
+            kernels().product_(gemm, A, operand, out)
+            tol = 1e-13 if dtype == np.float64 else 1e-5
+            np.testing.assert_allclose(out, start + A @ R, rtol=tol, atol=tol * K)
+    assert functional._operand(np.asfortranarray(R), gemm).flags.c_contiguous
