@@ -15,6 +15,11 @@ one thread, so that the GEMMs inside the blocks stay on their own thread (a work
 wait for itself), and set back afterwards. That is process-wide state: other threads calling
 BLAS during a scan get one thread for that time; our own calls take a lock around it.
 
+Each block's Python callback takes the GIL at its start and end: beside another Python thread
+that holds the GIL for long stretches, every such handoff can wait for the interpreter's switch
+interval (5 ms), and a small forward + backward ran 3.5x slower in blocks than in one loop (whose
+compiled loop never needs the GIL). MINIRNN_THREADS=0 is the switch for such programs.
+
 Used only where it is safe and known: NumPy's OpenBLAS (the library _blas.py finds) built
 with pthreads, a pool of at least as many threads as blocks, and the thread count not limited
 to 1 (OPENBLAS_NUM_THREADS=1, threadpoolctl: respected). MINIRNN_THREADS=0 turns it off.
@@ -56,7 +61,9 @@ def _load() -> Any:
         except ValueError:
             pool = None
         if parallel is not None and parallel() == 1 and pool is not None:  # 1: pthreads
-            get, set_ = getattr(lib, names[0]), getattr(lib, names[1])
+            # get and set keep the GIL (PyDLL): see by_rows
+            held = ctypes.PyDLL(lib._name)
+            get, set_ = getattr(held, names[0]), getattr(held, names[1])
             set_.argtypes, set_.restype = [ctypes.c_int], None
             run = lib.gotoblas_pthread
             run.argtypes = [ctypes.c_int, _CALLBACK, ctypes.c_void_p, ctypes.c_int]
@@ -97,6 +104,10 @@ def by_rows(B: int, scan: Callable[[int, int], None]) -> None:
             errors.append(e)
 
     callback = _CALLBACK(block)
+    # The worker's block needs the GIL (a ctypes callback). A thread that holds the GIL inside a
+    # threaded OpenBLAS call (NumPy keeps it for products of under 500 elements) would wait for
+    # that busy worker while the worker waits for the GIL. Setting one thread with the GIL held
+    # rules it out: such a call either ended before, or starts after and reads one thread.
     with _lock:
         before = int(get())
         set_(1)

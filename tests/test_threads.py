@@ -5,6 +5,7 @@ import pytest
 
 import minirnn as mr
 from minirnn import _threads, functional
+from tests.conftest import requires_jit
 from tests.time_loops import use_loop
 
 
@@ -83,3 +84,50 @@ def test_blocks_of_rows_give_the_one_loop_numbers(monkeypatch, rng, cell):
     assert set(out["1"][1]) == set(out["0"][1])
     for k, g in out["0"][1].items():
         np.testing.assert_allclose(out["1"][1][k], g, rtol=1e-12, atol=1e-14, err_msg=k)
+
+
+BESIDE_A_BUSY_THREAD = """
+import threading
+import numpy as np
+import minirnn as mr
+from minirnn import _threads
+rng = np.random.default_rng(0)
+X = rng.standard_normal((12, 32, 8))
+W_xh, W_hh = 0.3 * rng.standard_normal((128, 8)), 0.3 * rng.standard_normal((128, 32))
+assert _threads.blocks(32) == 2
+hs, cache = mr.lstm_forward(X, W_xh, W_hh)
+want = mr.lstm_backward(np.ones_like(hs), cache)["W_hh"]
+a, b = rng.standard_normal((20, 20000)), rng.standard_normal((20000, 20))
+stop = []
+
+def busy():  # products NumPy runs on OpenBLAS's threads with the GIL held (400 elements)
+    while not stop:
+        np.matmul(a, b)
+
+t = threading.Thread(target=busy)
+t.start()
+try:
+    for _ in range(20):
+        hs, cache = mr.lstm_forward(X, W_xh, W_hh)
+        np.testing.assert_allclose(mr.lstm_backward(np.ones_like(hs), cache)["W_hh"], want, rtol=1e-12)
+finally:
+    stop.append(1)
+    t.join()
+print("ok")
+"""
+
+
+@requires_jit
+@needs_threads
+def test_blocks_beside_a_thread_in_threaded_blas_with_the_gil():
+    """No deadlock and the same numbers while another Python thread keeps running threaded
+    OpenBLAS products with the GIL held (by_rows sets one thread with the GIL held)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}  # experiments set 1
+    out = subprocess.run(
+        [sys.executable, "-c", BESIDE_A_BUSY_THREAD], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert out.returncode == 0 and out.stdout.split() == ["ok"], out.stderr[-2000:]
