@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from ._jit import switched_on
+
 # (symbol pattern, integer type): {} is d or s
 _SYMBOLS = (("scipy_cblas_{}gemm64_", ctypes.c_int64), ("cblas_{}gemm64_", ctypes.c_int64))
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112  # CBLAS enum values
@@ -91,7 +93,7 @@ def _agrees(fn: Any, dtype: np.dtype) -> bool:
 
 def enabled() -> bool:
     """False when the environment variable MINIRNN_BLAS is 0/false/off."""
-    return os.environ.get("MINIRNN_BLAS", "1").strip().lower() not in ("0", "false", "no", "off")
+    return switched_on("MINIRNN_BLAS")
 
 
 def gemm(dtype: np.dtype) -> Any:

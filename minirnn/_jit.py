@@ -21,9 +21,15 @@ from types import ModuleType, SimpleNamespace
 KERNEL_FLAGS = {"cache": True, "fastmath": False, "error_model": "numpy", "nogil": True}
 
 
+def switched_on(name: str) -> bool:
+    """False when the environment variable ``name`` (a MINIRNN_* switch) is 0/false/no/off;
+    True when it is unset or anything else."""
+    return os.environ.get(name, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def jit_enabled() -> bool:
     """False when the environment variable MINIRNN_JIT is 0/false/off: run the NumPy reference."""
-    return os.environ.get("MINIRNN_JIT", "1").strip().lower() not in ("0", "false", "no", "off")
+    return switched_on("MINIRNN_JIT")
 
 
 _kernels: ModuleType | None = None

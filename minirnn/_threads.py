@@ -29,12 +29,12 @@ Results equal the one-loop ones up to rounding (a GEMM of fewer rows may sum in 
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from . import _blas
+from ._jit import switched_on
 
 # Each block at least this many rows: smaller GEMMs lose more to the split than it saves.
 MIN_ROWS = 16
@@ -45,7 +45,7 @@ _api: list[Any] = []  # [None] or [(get, set, run, pool_size)], loaded once
 
 def enabled() -> bool:
     """False when the environment variable MINIRNN_THREADS is 0/false/off."""
-    return os.environ.get("MINIRNN_THREADS", "1").strip().lower() not in ("0", "false", "no", "off")
+    return switched_on("MINIRNN_THREADS")
 
 
 def _load() -> Any:
