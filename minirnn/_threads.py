@@ -72,22 +72,24 @@ def _load() -> Any:
     return found
 
 
-def blocks(B: int) -> int:
-    """How many blocks of rows a batch of B rows is walked in (1: one loop, no threads)."""
-    if B < 2 * MIN_ROWS or not enabled():
+def blocks(B: int, min_rows: int | None = None) -> int:
+    """How many blocks of at least ``min_rows`` (default MIN_ROWS) rows a batch of B rows is
+    walked in (1: one loop, no threads)."""
+    min_rows = MIN_ROWS if min_rows is None else min_rows
+    if B < 2 * min_rows or not enabled():
         return 1
     api = _load()
     if api is None:
         return 1
     get, _set, _run, pool = api
-    return max(1, min(int(get()), int(pool.value), B // MIN_ROWS))
+    return max(1, min(int(get()), int(pool.value), B // min_rows))
 
 
-def by_rows(B: int, scan: Callable[[int, int], None]) -> None:
+def by_rows(B: int, scan: Callable[[int, int], None], min_rows: int | None = None) -> None:
     """scan(b0, b1) over blocks of rows covering 0..B, each on its own OpenBLAS thread (one
     block, on the calling thread, where blocks(B) is 1). ``scan`` must release the GIL (the
     kernels are nogil) for the blocks to run at the same time."""
-    n = blocks(B)
+    n = blocks(B, min_rows)
     if n == 1:
         scan(0, B)
         return

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _blas, _threads, loops
 from . import _validate as v
-from ._jit import avx512, jit_enabled, kernels
+from ._jit import avx512, jit_enabled, kernels, switched_on
 from .cells import (
     ACTIVATION_CODES,
     GRUStepCache,
@@ -32,12 +32,27 @@ from .cells import (
     rnn_step_forward,
 )
 
-# Which product a step's recurrence uses, measured on the benchmark machines: forward + BPTT
-# at T = 20-100, B = 4..48 rows, H = 64..512 units, the two products interleaved in one process
-# and compared by their best times (single-process sweeps were misleading: a slow spell of the
-# 2-thread GEMM, see the README, flatters the one-core product). The hand-written product
-# (matmul_acc: one core, no call, no synchronisation) against NumPy's threaded GEMM called from
-# the compiled loop (~1 us a call, two threads meeting every step):
+# Which product a step's recurrence uses. From TILE_MIN_ROWS rows, the register-tiled product
+# (kernels.tiles_acc, R packed once per call), measured on AMD EPYC Zen 3 (AVX2) per step:
+# 1.3-2x faster than the hand-written matmul_acc from 4 rows (slower at 1-2 rows, where a
+# tile's few accumulators wait on each other) and 1.2-2x faster than OpenBLAS's one-thread GEMM
+# at B = 8-64 rows, K and N = 128-2048, which packs R anew on every call; whole forward + BPTT
+# 5-30% faster at B = 8-128 (in blocks of rows, below). Its vectors are 256-bit: on AVX-512
+# hosts, where OpenBLAS's kernels have twice the lanes and it is unmeasured, the previous
+# choice stays. ``MINIRNN_TILES=0`` turns it off.
+TILE_MIN_ROWS = 4
+# The tiled product runs in blocks of rows on OpenBLAS's threads (_threads.py) when each block's
+# step has at least this many multiply-adds (by itemsize), else in one loop: blocks at B = 8-24
+# were 10-30% faster from there, and up to 1.3-1.6x slower at a few thousand (their start costs
+# ~50 us a call).
+TILE_BLOCK_MIN_MACS = {4: 65_536, 8: 32_768}
+
+# Without tiles (AVX-512, MINIRNN_TILES=0, or 1-3 rows), measured on the benchmark machines:
+# forward + BPTT at T = 20-100, B = 4..48 rows, H = 64..512 units, the two products interleaved
+# in one process and compared by their best times (single-process sweeps were misleading: a slow
+# spell of the 2-thread GEMM, see the README, flatters the one-core product). The hand-written
+# product (matmul_acc: one core, no call, no synchronisation) against NumPy's threaded GEMM
+# called from the compiled loop (~1 us a call, two threads meeting every step):
 # * AMD EPYC Zen 3 (AVX2): hand-written faster up to 8 rows (1.1-2x at 4 rows), level at 12,
 #   slower from 16 (float32: 1.0-1.5x at 16 rows, 1.3-2x at 32-48; float64: 1.1-1.4x at 16);
 # * AMD EPYC Zen 4 (AVX-512, twice the lanes for the hand-written loop): float32 1.2-1.8x faster
@@ -52,46 +67,70 @@ BLAS_MIN_MACS = 16_384
 PYTHON_LOOP_MIN_MACS = 262_144
 
 
+def tiles_enabled() -> bool:
+    """True where the register-tiled product is used (from TILE_MIN_ROWS rows): hosts without
+    AVX-512, unless MINIRNN_TILES is 0/false/off."""
+    return switched_on("MINIRNN_TILES") and not avx512()
+
+
 def use_stepped(B: int, GH: int, H: int, itemsize: int = 8) -> bool:
-    """True when a step of B rows, GH gate pre-activations and H units (``itemsize``-byte
-    floats) wants a BLAS GEMM for its recurrent product (B * GH * H multiply-adds) rather than
-    the hand-written one."""
+    """Without tiles: True when a step of B rows, GH gate pre-activations and H units
+    (``itemsize``-byte floats) wants a BLAS GEMM for its recurrent product (B * GH * H
+    multiply-adds) rather than the hand-written one."""
     rows = HAND_MAX_ROWS_AVX512 if avx512() else HAND_MAX_ROWS
     return B > rows.get(itemsize, rows[8]) and B * GH * H >= BLAS_MIN_MACS
 
 
-def _time_loop(B: int, GH: int, H: int, dtype: np.dtype) -> tuple[bool, object]:
-    """(python_loop, gemm) for a recurrence: small steps run the compiled scans with the
-    hand-written product (gemm None); large steps the compiled scans calling NumPy's BLAS
-    through a pointer (_blas.py), or, where that pointer is unavailable, loops.py's Python loop
-    around np.matmul. All three give the same numbers (tests/test_kernels.py)."""
-    if not use_stepped(B, GH, H, np.dtype(dtype).itemsize):
-        return False, None
+@dataclass(frozen=True)
+class Recurrence:
+    """How a time loop computes its per-step recurrent product (see _time_loop)."""
+
+    python_loop: bool = False  # loops.py's Python loop around np.matmul
+    gemm: object = None  # NumPy's cblas_?gemm for the compiled scans (kernels.product2_)
+    tiled: bool = False  # kernels.tiles_acc on R packed
+    block_rows: int = 0  # in blocks of at least this many rows where there are threads; 0: never
+
+    def operand(self, R: np.ndarray) -> np.ndarray:
+        """The right operand R (K, N) of the step's product as kernels.product_ takes it: packed
+        for the tiles; else C-contiguous, R itself for the hand-written product and R transposed
+        for NumPy's BLAS (faster that way, see product2_). The forward's R is W_hh^T, so with
+        BLAS it is W_hh, not copied. A float32 gated backward's R = W_hh (G*H, H), already
+        C-contiguous, goes to BLAS as it is: OpenBLAS ran that product 4-13% faster untransposed
+        (one thread and two, Zen 3), and it saves the copy; product2_ tells the two apart by
+        shape (K != N)."""
+        if self.tiled:
+            return kernels().pack_panels(R)
+        gemm = self.gemm
+        if gemm is not None and R.dtype == np.float32 and R.shape[0] != R.shape[1] and R.flags.c_contiguous:
+            return R
+        return np.ascontiguousarray(R.T if gemm is not None else R)
+
+    def scan(self, scan: Any, B: int, *args: Any) -> None:
+        """scan(gemm, *args, b0, b1), a compiled time loop, over all B rows: in blocks of rows
+        on OpenBLAS's threads where block_rows allows (_threads.py), else in one."""
+        if self.block_rows:
+            _threads.by_rows(B, lambda b0, b1: scan(self.gemm, *args, b0, b1), self.block_rows)
+        else:
+            scan(self.gemm, *args, 0, B)
+
+
+def _time_loop(B: int, GH: int, H: int, dtype: np.dtype) -> Recurrence:
+    """The recurrence of B rows, GH gate pre-activations and H units: the tiled product from
+    TILE_MIN_ROWS rows (in blocks of rows for large enough steps); else small steps run the
+    compiled scans with the hand-written product, large steps the compiled scans calling NumPy's
+    BLAS through a pointer (_blas.py, in blocks of _threads.MIN_ROWS rows), or, where that
+    pointer is unavailable, loops.py's Python loop around np.matmul. All give the same numbers
+    to rounding (tests/test_kernels.py)."""
+    itemsize = np.dtype(dtype).itemsize
+    if B >= TILE_MIN_ROWS and tiles_enabled():
+        least = TILE_BLOCK_MIN_MACS.get(itemsize, TILE_BLOCK_MIN_MACS[8])
+        return Recurrence(tiled=True, block_rows=max(TILE_MIN_ROWS, -(-least // (GH * H))))
+    if not use_stepped(B, GH, H, itemsize):
+        return Recurrence()
     gemm = _blas.gemm(dtype)
     if gemm is not None:
-        return False, gemm
-    return B * GH * H >= PYTHON_LOOP_MIN_MACS, None
-
-
-def _scan(scan: Any, gemm: object, B: int, *args: Any) -> None:
-    """scan(gemm, *args, b0, b1), a compiled time loop, over all B rows: in blocks of rows on
-    OpenBLAS's threads where the recurrent product is BLAS's (_threads.py), else in one."""
-    if gemm is None:
-        scan(gemm, *args, 0, B)
-    else:
-        _threads.by_rows(B, lambda b0, b1: scan(gemm, *args, b0, b1))
-
-
-def _operand(R: np.ndarray, gemm: object) -> np.ndarray:
-    """The right operand R (K, N) of a step's recurrent product as kernels.product_ takes it,
-    C-contiguous: R itself for the hand-written product, R transposed for NumPy's BLAS (faster
-    that way, see product_). The forward's R is W_hh^T, so with BLAS it is W_hh, not copied.
-    A float32 gated backward's R = W_hh (G*H, H), already C-contiguous, goes to BLAS as it is:
-    OpenBLAS ran that product 4-13% faster untransposed (one thread and two, Zen 3), and it
-    saves the copy; product_ tells the two apart by shape (K != N)."""
-    if gemm is not None and R.dtype == np.float32 and R.shape[0] != R.shape[1] and R.flags.c_contiguous:
-        return R
-    return np.ascontiguousarray(R.T if gemm is not None else R)
+        return Recurrence(gemm=gemm, block_rows=_threads.MIN_ROWS)
+    return Recurrence(python_loop=B * GH * H >= PYTHON_LOOP_MIN_MACS)
 
 
 @dataclass
@@ -327,11 +366,11 @@ def rnn_forward(
     if jit_enabled():
         hs = _input_projection(X, W_xh, b_h)
         code = ACTIVATION_CODES[activation]
-        python_loop, gemm = _time_loop(B, H, H, X.dtype)
-        if python_loop:
+        rec = _time_loop(B, H, H, X.dtype)
+        if rec.python_loop:
             loops.rnn_forward(hs, W_hh.T, h0, code)
         else:
-            _scan(kernels().rnn_forward_scan, gemm, B, hs, _operand(W_hh.T, gemm), h0, code)
+            rec.scan(kernels().rnn_forward_scan, B, hs, rec.operand(W_hh.T), h0, code)
     else:
         hs = np.empty((T, B, H), dtype=X.dtype)
         h = h0
@@ -387,21 +426,22 @@ def rnn_backward(
         dh_all = np.empty_like(hs) if return_dh else None
         carry = np.zeros((B, H), dtype=hs.dtype)
         code = ACTIVATION_CODES[cache.activation]
-        python_loop, gemm = _time_loop(B, H, H, hs.dtype)
-        Wr = W_hh if python_loop else _operand(W_hh, gemm)
+        rec = _time_loop(B, H, H, hs.dtype)
+        Wr = W_hh if rec.python_loop else rec.operand(W_hh)
         windows = _windows(T, B)
         buf = np.empty((windows[0][1] - windows[0][0], B, H), dtype=hs.dtype)
         for t0, t1 in windows:
             da = buf[: t1 - t0]
             total = dh_all[t0:t1] if dh_all is not None else None
-            if python_loop:
+            if rec.python_loop:
                 loops.rnn_backward(dhs[t0:t1], hs[t0:t1], Wr, code, k, t0, da, total, carry)
             else:
                 kept = total if total is not None else da[:1]
                 w = (dhs[t0:t1], hs[t0:t1], Wr, code, k, t0, da, kept, return_dh, carry)
-                # one loop: its elementwise part is two multiply-adds per unit, too little for
-                # blocks of rows to gain what their GEMMs lose (2-11% slower at B = 32-64)
-                kernels().rnn_backward_scan(gemm, *w, 0, B)
+                # With BLAS, one loop: its elementwise part is two multiply-adds per unit, too
+                # little for blocks of rows to gain what their one-thread GEMMs lose (2-11%
+                # slower at B = 32-64). The tiles gain from blocks (3-14% at B = 64-128).
+                (rec if rec.tiled else Recurrence(gemm=rec.gemm)).scan(kernels().rnn_backward_scan, B, *w)
             _accumulate(grads, t0, t1, da, X, h0 if t0 == 0 else hs[t0 - 1], hs, W_xh)
         grads["h0"] = carry
         if dh_all is not None:
@@ -534,11 +574,11 @@ def lstm_forward(
     if jit_enabled():
         gates = _input_projection(X, W_xh, b_h)
         args = (h_0, c_0, hs, cs, tanh_cs)
-        python_loop, gemm = _time_loop(B, 4 * H, H, X.dtype)
-        if python_loop:
+        rec = _time_loop(B, 4 * H, H, X.dtype)
+        if rec.python_loop:
             loops.lstm_forward(gates, W_hh.T, *args)
         else:
-            _scan(kernels().lstm_forward_scan, gemm, B, gates, _operand(W_hh.T, gemm), *args)
+            rec.scan(kernels().lstm_forward_scan, B, gates, rec.operand(W_hh.T), *args)
     else:
         gates = np.empty((T, B, 4 * H), dtype=X.dtype)
         h, c = h_0, c_0
@@ -583,8 +623,8 @@ def lstm_backward(
     grads = _new_grads(X, W_xh, W_hh, {"b_h": cache.b_h is not None})
     dh0, dc0 = np.zeros((B, H), dtype=hs.dtype), dc_init
     if jit_enabled():
-        python_loop, gemm = _time_loop(B, 4 * H, H, hs.dtype)
-        Wr = W_hh if python_loop else _operand(W_hh, gemm)
+        rec = _time_loop(B, 4 * H, H, hs.dtype)
+        Wr = W_hh if rec.python_loop else rec.operand(W_hh)
         windows = _windows(T, B)
         buf = np.empty((windows[0][1] - windows[0][0], B, 4 * H), dtype=hs.dtype)
         for t0, t1 in windows:
@@ -602,11 +642,11 @@ def lstm_backward(
                 t0,
                 da,
             )
-            if python_loop:
+            if rec.python_loop:
                 loops.lstm_backward(*w, total, dh0, dc0)
             else:
                 kept = total if total is not None else da[:1]
-                _scan(kernels().lstm_backward_scan, gemm, B, *w, kept, return_dh, dh0, dc0)
+                rec.scan(kernels().lstm_backward_scan, B, *w, kept, return_dh, dh0, dc0)
             _accumulate(grads, t0, t1, da, X, cache.h0 if t0 == 0 else hs[t0 - 1], hs, W_xh)
     else:
         da = np.empty_like(cache.gates)
@@ -699,12 +739,11 @@ def gru_forward(
         gates = _input_projection(X, W_xh, b_h)  # the steps overwrite it with r, z, n in place
         b = b_hh if b_hh is not None else np.zeros(3 * H, dtype=X.dtype)
         u = np.empty((B, 3 * H), dtype=X.dtype)
-        python_loop, gemm = _time_loop(B, 3 * H, H, X.dtype)
-        if python_loop:
+        rec = _time_loop(B, 3 * H, H, X.dtype)
+        if rec.python_loop:
             loops.gru_forward(gates, W_hh.T, b, h_0, hs, hn, u)
         else:
-            Wr = _operand(W_hh.T, gemm)
-            _scan(kernels().gru_forward_scan, gemm, B, gates, Wr, b, h_0, hs, hn, u)
+            rec.scan(kernels().gru_forward_scan, B, gates, rec.operand(W_hh.T), b, h_0, hs, hn, u)
     else:
         gates = np.empty((T, B, 3 * H), dtype=X.dtype)
         h = h_0
@@ -739,8 +778,8 @@ def gru_backward(
     grads = _new_grads(X, W_xh, W_hh, {"b_h": cache.b_h is not None, "b_hh": cache.b_hh is not None})
     dh0 = np.zeros((B, H), dtype=hs.dtype)
     if jit_enabled():
-        python_loop, gemm = _time_loop(B, 3 * H, H, hs.dtype)
-        Wr = W_hh if python_loop else _operand(W_hh, gemm)
+        rec = _time_loop(B, 3 * H, H, hs.dtype)
+        Wr = W_hh if rec.python_loop else rec.operand(W_hh)
         windows = _windows(T, B)
         n_max = windows[0][1] - windows[0][0]
         xbuf = np.empty((n_max, B, 3 * H), dtype=hs.dtype)
@@ -751,11 +790,11 @@ def gru_backward(
             total = dh_all[t0:t1] if dh_all is not None else None
             h_init = cache.h0 if t0 == 0 else hs[t0 - 1]
             w = (dhs[t0:t1], hs[t0:t1], h_init, cache.gates[t0:t1], cache.hn[t0:t1], Wr, k, t0, dxa, dun)
-            if python_loop:
+            if rec.python_loop:
                 loops.gru_backward(*w, total, dh0, ua)
             else:
                 kept = total if total is not None else dun[:1]
-                _scan(kernels().gru_backward_scan, gemm, B, *w, kept, return_dh, dh0, ua)
+                rec.scan(kernels().gru_backward_scan, B, *w, kept, return_dh, dh0, ua)
             _accumulate(grads, t0, t1, dxa, X, h_init, hs, W_xh, dun)
     else:
         dxa, dun = np.empty_like(cache.gates), np.empty_like(hs)

@@ -5,7 +5,7 @@ import pytest
 
 import minirnn as mr
 from minirnn import _blas
-from tests.time_loops import use_loop
+from tests.time_loops import LOOPS, use_loop
 
 
 @pytest.fixture
@@ -106,15 +106,15 @@ def test_matmul_add_takes_blas_layouts_and_refuses_others():
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_all_three_time_loops_agree_at_a_blas_sized_shape(monkeypatch, rng, cell):
+def test_all_time_loops_agree_at_a_blas_sized_shape(monkeypatch, rng, cell):
     model = mr.RNN(8, 48, cell=cell, seed=0)
     X = rng.standard_normal((7, 16, 8))
     out = {}
-    for loop in ("compiled", "blas", "python"):
+    for loop in LOOPS:
         use_loop(monkeypatch, loop)
         Y, cache = model.forward(X)
         out[loop] = (Y, model.backward(np.ones_like(Y), cache, truncate=3))
-    for loop in ("blas", "python"):
+    for loop in LOOPS[1:]:
         np.testing.assert_allclose(out[loop][0], out["compiled"][0], rtol=1e-12, atol=1e-14)
         for k, g in out["compiled"][1].items():
             np.testing.assert_allclose(out[loop][1][k], g, rtol=1e-11, atol=1e-13, err_msg=f"{loop} {k}")
@@ -153,7 +153,7 @@ def test_first_call_skips_scipy_and_user_kernels_still_get_blas():
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-@pytest.mark.parametrize("loop", ["compiled", "blas", "python"])
+@pytest.mark.parametrize("loop", LOOPS)
 def test_backward_in_many_windows_equals_reference(monkeypatch, rng, cell, loop):
     """The backward walks the sequence in windows (functional._windows), carrying the state
     gradient from one to the next: tiny windows (2 steps) must give the reference's numbers."""
@@ -195,9 +195,58 @@ def test_hand_written_product_equals_numpy_and_ignores_neighbour_rows(rng, dtype
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_tiled_product_equals_numpy_and_ignores_neighbour_rows(rng, dtype):
+    """kernels.tiles_acc on pack_panels(R): every kind of panel (three vectors, one vector, the
+    last N % lanes columns), every kind of tile (four rows, a row alone), K over several chunks
+    (K_CHUNK), R given in any layout; and each row's bits the same computed in a block or alone
+    (blocks of rows must give one loop's numbers)."""
+    from minirnn._jit import kernels
+
+    k = kernels()
+    L = 32 // np.dtype(dtype).itemsize
+    chunk = k.K_CHUNK32 if dtype == np.float32 else k.K_CHUNK64
+    shapes = (
+        (1, 1, 1),
+        (3, 5, 7),
+        (4, 4, 3 * L),
+        (9, 13, 4 * L + 3),
+        (6, 2 * chunk + 5, 3 * L + 1),
+        (17, 32, 40),
+    )
+    for B, K, N in shapes:
+        A = rng.standard_normal((B, K)).astype(dtype)
+        R = rng.standard_normal((N, K)).astype(dtype).T  # (K, N), not C-contiguous
+        start = rng.standard_normal((B, N)).astype(dtype)
+        P = k.pack_panels(R)
+        assert P.shape == (K * N,) and P.dtype == dtype
+        out = start.copy()
+        k.product_(None, A, P, out)
+        tol = 1e-13 if dtype == np.float64 else 1e-5
+        exact = start.astype(np.float64) + A.astype(np.float64) @ R.astype(np.float64)
+        np.testing.assert_allclose(out, exact, rtol=tol, atol=tol * K, err_msg=str((B, K, N)))
+        for b in range(B):
+            alone = start[b : b + 1].copy()
+            k.tiles_acc(A[b : b + 1], P, alone)
+            np.testing.assert_array_equal(alone[0], out[b])
+
+
+def test_packed_panels_hold_r_panel_by_panel(rng):
+    """pack_panels: panels of 3 vectors, then of one, then the rest, each (K, width) at
+    (first column) * K."""
+    from minirnn._jit import kernels
+
+    K, N = 3, 12 + 4 + 2  # float64: 4 lanes, panels of 12
+    R = rng.standard_normal((K, N))
+    P = kernels().pack_panels(R)
+    np.testing.assert_array_equal(P[: 12 * K].reshape(K, 12), R[:, :12])
+    np.testing.assert_array_equal(P[12 * K : 16 * K].reshape(K, 4), R[:, 12:16])
+    np.testing.assert_array_equal(P[16 * K :].reshape(K, 2), R[:, 16:])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_blas_product_takes_its_operand_either_way_as_operand_gives_it(rng, dtype):
     """kernels.product_ with NumPy's GEMM: the right operand R transposed (N, K), or R itself
-    (K, N) where K != N, as functional._operand hands them over (R itself for a C-contiguous
+    (K, N) where K != N, as functional.Recurrence.operand hands them over (R itself for a C-contiguous
     non-square float32 R, the gated backward's W_hh; R transposed otherwise)."""
     from minirnn import functional
     from minirnn._jit import kernels
@@ -209,7 +258,7 @@ def test_blas_product_takes_its_operand_either_way_as_operand_gives_it(rng, dtyp
         A = rng.standard_normal((B, K)).astype(dtype)
         R = rng.standard_normal((K, N)).astype(dtype)
         start = rng.standard_normal((B, N)).astype(dtype)
-        M = functional._operand(R, gemm)
+        M = functional.Recurrence(gemm=gemm).operand(R)
         untransposed = dtype == np.float32 and K != N
         assert (M is R) == untransposed and M.shape == ((K, N) if untransposed else (N, K))
         assert M.flags.c_contiguous
@@ -218,4 +267,4 @@ def test_blas_product_takes_its_operand_either_way_as_operand_gives_it(rng, dtyp
             kernels().product_(gemm, A, operand, out)
             tol = 1e-13 if dtype == np.float64 else 1e-5
             np.testing.assert_allclose(out, start + A @ R, rtol=tol, atol=tol * K)
-    assert functional._operand(np.asfortranarray(R), gemm).flags.c_contiguous
+    assert functional.Recurrence(gemm=gemm).operand(np.asfortranarray(R)).flags.c_contiguous

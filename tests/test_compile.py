@@ -39,7 +39,7 @@ def test_kernels_compile_one_copy_per_array_type(tmp_path):
     ).stdout.splitlines()
     compiled = [line.split(" | ") for line in out]
     names = [name for name, _ in compiled]
-    assert {"rnn_forward_scan", "lstm_backward_scan", "gru_forward_step", "product_"} <= set(names)
+    assert {"rnn_forward_scan", "lstm_backward_scan", "gru_forward_step", "product2_"} <= set(names)
     literal = [f"{name} {sig}" for name, sig in compiled if "Literal" in sig]
     assert not literal, "compiled for literal arguments:\n" + "\n".join(literal)
     repeated = {name for name in names if names.count(name) > 1}  # one dtype, one product type here

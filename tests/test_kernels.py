@@ -90,12 +90,32 @@ def test_path_threshold_picks_by_work(monkeypatch):
     assert not use(23, 4 * 512, 512, 4) and use(24, 4 * 512, 512, 4)
     monkeypatch.setattr(functional, "avx512", lambda: False)
     assert not use(11, 4 * 512, 512, 4) and use(12, 4 * 512, 512, 4)
+    f64 = np.dtype(np.float64)
+    monkeypatch.setenv("MINIRNN_TILES", "0")
     monkeypatch.setenv("MINIRNN_BLAS", "0")  # no pointer: a Python loop only for large steps
-    assert functional._time_loop(16, 32, 32, np.dtype(np.float64)) == (False, None)
-    assert functional._time_loop(64, 256, 256, np.dtype(np.float64)) == (True, None)
+    assert functional._time_loop(16, 32, 32, f64) == functional.Recurrence()
+    assert functional._time_loop(64, 256, 256, f64) == functional.Recurrence(python_loop=True)
     monkeypatch.setenv("MINIRNN_BLAS", "1")
-    python_loop, gemm = functional._time_loop(64, 256, 256, np.dtype(np.float64))
-    assert not python_loop and (gemm is not None) == (_blas.gemm(np.float64) is not None)
+    rec = functional._time_loop(64, 256, 256, f64)
+    assert not rec.python_loop and not rec.tiled and (rec.gemm is not None) == (_blas.gemm(f64) is not None)
+
+
+def test_tiles_from_four_rows_in_blocks_for_large_steps(monkeypatch):
+    monkeypatch.setattr(functional, "avx512", lambda: False)
+    monkeypatch.setenv("MINIRNN_TILES", "1")
+    f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
+    assert not functional._time_loop(3, 512, 128, f64).tiled  # 1-3 rows: hand-written
+    assert functional._time_loop(4, 8, 8, f64).tiled
+    # blocks of rows once a block's step has TILE_BLOCK_MIN_MACS (by itemsize) multiply-adds
+    assert functional._time_loop(8, 4 * 32, 32, f64).block_rows == 8  # 32,768 / 4,096
+    assert functional._time_loop(8, 4 * 128, 128, f64).block_rows == 4
+    assert functional._time_loop(8, 128, 128, f32).block_rows == 4
+    assert functional._time_loop(8, 64, 64, f32).block_rows == 16  # 65,536 / 4,096
+    monkeypatch.setattr(functional, "avx512", lambda: True)  # unmeasured there: as before
+    assert not functional._time_loop(64, 256, 256, f64).tiled
+    monkeypatch.setattr(functional, "avx512", lambda: False)
+    monkeypatch.setenv("MINIRNN_TILES", "0")
+    assert not functional._time_loop(64, 256, 256, f64).tiled
 
 
 def test_kernels_handle_non_contiguous_inputs(rng):

@@ -62,12 +62,15 @@ def test_an_error_in_a_block_is_raised_in_the_caller(monkeypatch):
 
 
 @needs_threads
+@pytest.mark.parametrize("loop", ["blas", "tiled"])
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_blocks_of_rows_give_the_one_loop_numbers(monkeypatch, rng, cell):
+def test_blocks_of_rows_give_the_one_loop_numbers(monkeypatch, rng, cell, loop):
     """Forward and BPTT (truncated, in several backward windows, with dh) in uneven blocks of
-    rows on OpenBLAS's threads equal one loop over all rows."""
-    use_loop(monkeypatch, "blas")
+    rows on OpenBLAS's threads equal one loop over all rows, with either per-step product."""
+    use_loop(monkeypatch, loop)
     monkeypatch.setattr(_threads, "MIN_ROWS", 2)
+    monkeypatch.setattr(functional, "TILE_MIN_ROWS", 2)
+    monkeypatch.setattr(functional, "TILE_BLOCK_MIN_MACS", {4: 1, 8: 1})
     monkeypatch.setattr(functional, "WINDOW_ROWS", 14)
     G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
     X = rng.standard_normal((6, 7, 4))
@@ -75,6 +78,8 @@ def test_blocks_of_rows_give_the_one_loop_numbers(monkeypatch, rng, cell):
     b = rng.standard_normal(G * 9)
     forward, backward = getattr(mr, f"{cell}_forward"), getattr(mr, f"{cell}_backward")
     assert _threads.blocks(7) == 2
+    rec = functional._time_loop(7, G * 9, 9, X.dtype)
+    assert rec.tiled == (loop == "tiled") and rec.block_rows == 2
     out = {}
     for threads in ("0", "1"):
         monkeypatch.setenv("MINIRNN_THREADS", threads)

@@ -1,17 +1,23 @@
-"""The three time loops a recurrence can run on (functional._time_loop), for tests to pick."""
+"""The time loops a recurrence can run on (functional._time_loop), for tests to pick."""
 
 import pytest
 
 from minirnn import _blas, functional
 
-LOOPS = ("compiled", "blas", "python")
+LOOPS = ("compiled", "tiled", "blas", "python")
 
 
 def use_loop(monkeypatch, loop: str) -> None:
-    """compiled: the compiled scans with the hand-written product (small steps); blas: the
-    compiled scans calling NumPy's GEMM through its pointer (large steps); python: loops.py's
-    Python loop around np.matmul (large steps where that pointer is unavailable)."""
-    monkeypatch.setattr(functional, "use_stepped", lambda B, GH, H, itemsize=8: loop != "compiled")
+    """compiled: the compiled scans with the hand-written product (small steps); tiled: the
+    compiled scans with the register-tiled product (from any number of rows here); blas: the
+    compiled scans calling NumPy's GEMM through its pointer (large steps without tiles); python:
+    loops.py's Python loop around np.matmul (large steps where that pointer is unavailable)."""
+    tiled = loop == "tiled"
+    monkeypatch.setattr(functional, "tiles_enabled", lambda: tiled)
+    monkeypatch.setattr(functional, "TILE_MIN_ROWS", 1)
+    monkeypatch.setattr(
+        functional, "use_stepped", lambda B, GH, H, itemsize=8: loop not in ("compiled", "tiled")
+    )
     monkeypatch.setattr(functional, "PYTHON_LOOP_MIN_MACS", 0)
     monkeypatch.setenv("MINIRNN_BLAS", "0" if loop == "python" else "1")
     if loop == "blas" and _blas.gemm("float64") is None:
