@@ -347,7 +347,7 @@ def pack_panels(R):
     panels of TILE_VECTORS * lanes columns, then of lanes columns, then the last N % lanes
     columns, each panel stored (K, width) at offset (first column) * K."""
     K, N = R.shape
-    L = lanes(R)
+    L = 32 // R.itemsize  # lanes(R), without a compiled call from Python
     W = TILE_VECTORS * L
     P = np.empty(K * N, dtype=R.dtype)
     N3, N1 = N - N % W, N - N % L
