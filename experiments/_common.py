@@ -20,6 +20,19 @@ from minirnn._json import plain
 OUT = Path(__file__).resolve().parent / "out"
 
 
+def one_blas_thread() -> None:
+    """Put NumPy's OpenBLAS in this process on one thread: for worker processes that share the
+    cores between them (a ProcessPoolExecutor initializer). Set through OpenBLAS's own call, not
+    OPENBLAS_NUM_THREADS, which would reach the parent and every later subprocess too, and which
+    a forked worker, whose OpenBLAS is already loaded, would not read. Does nothing where NumPy's
+    BLAS is not the bundled OpenBLAS."""
+    from minirnn import _threads
+
+    api = _threads._load()
+    if api is not None:
+        api[1](1)
+
+
 def parse_args(description: str, argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="a smaller run that checks the same claim in seconds")

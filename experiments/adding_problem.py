@@ -12,10 +12,6 @@ tanh RNN: does it fall back to the baseline beyond T = 20?
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # two worker processes share the two cores
-
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -80,7 +76,8 @@ def run(quick: bool = False, seed: int = 0, out_dir: Path = _common.OUT) -> dict
     jobs.sort(key=lambda j: -j[1])  # longest first keeps both workers busy
     from tqdm.auto import tqdm
 
-    with ProcessPoolExecutor(max_workers=2) as pool:
+    # two worker processes share the two cores: each on one BLAS thread
+    with ProcessPoolExecutor(max_workers=2, initializer=_common.one_blas_thread) as pool:
         rows = list(
             tqdm(
                 pool.map(one_run, jobs),

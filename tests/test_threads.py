@@ -131,7 +131,7 @@ def test_blocks_beside_a_thread_in_threaded_blas_with_the_gil():
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}  # experiments set 1
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}  # 1 would stop blocks
     out = subprocess.run(
         [sys.executable, "-c", BESIDE_A_BUSY_THREAD], capture_output=True, text=True, timeout=120, env=env
     )

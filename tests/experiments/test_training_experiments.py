@@ -63,3 +63,32 @@ def test_char_rnn(tmp_path):
 def test_char_rnn_can_fail(tmp_path, monkeypatch):
     monkeypatch.setattr(char_rnn, "WORD_SHARE", 2.0)  # no sample can have a share above 1
     assert not char_rnn.run(quick=True, out_dir=tmp_path)["pass"]
+
+
+def test_adding_problem_workers_take_one_blas_thread_without_touching_the_environment():
+    """Its two worker processes share the cores, each on one OpenBLAS thread, set in the worker
+    (_common.one_blas_thread); importing the experiment changes nothing for this process or for
+    its later subprocesses."""
+    import os
+    import subprocess
+    import sys
+
+    from minirnn import _threads
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    script = (
+        "import os\n"
+        "from experiments import adding_problem, _common\n"
+        "from minirnn import _threads\n"
+        "print('OPENBLAS_NUM_THREADS' in os.environ)\n"
+        "api = _threads._load()\n"
+        "before = int(api[0]()) if api else -1\n"
+        "_common.one_blas_thread()\n"
+        "print(before, int(api[0]()) if api else -1)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    lines = out.stdout.split("\n")
+    assert lines[0] == "False"
+    before, after = map(int, lines[1].split())
+    if _threads._load() is not None:
+        assert after == 1 and before >= 1
