@@ -11,6 +11,7 @@ Both give the same numbers to rounding; the tests hold them to 1e-12.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,7 @@ from .cells import (
 # at B = 8-64 rows, K and N = 128-2048, which packs R anew on every call; whole forward + BPTT
 # 5-30% faster at B = 8-128 (in blocks of rows, below). Its vectors are 256-bit: on AVX-512
 # hosts, where OpenBLAS's kernels have twice the lanes and it is unmeasured, the previous
-# choice stays. ``MINIRNN_TILES=0`` turns it off.
+# choice stays unless ``MINIRNN_TILES=1`` asks for the tiles; ``MINIRNN_TILES=0`` turns them off.
 TILE_MIN_ROWS = 4
 # The tiled product runs in blocks of rows on OpenBLAS's threads (_threads.py) when each block's
 # step has at least this many multiply-adds (by itemsize), else in one loop: blocks at B = 8-24
@@ -69,8 +70,11 @@ PYTHON_LOOP_MIN_MACS = 262_144
 
 def tiles_enabled() -> bool:
     """True where the register-tiled product is used (from TILE_MIN_ROWS rows): hosts without
-    AVX-512, unless MINIRNN_TILES is 0/false/off."""
-    return switched_on("MINIRNN_TILES") and not avx512()
+    AVX-512, unless MINIRNN_TILES is 0/false/off; MINIRNN_TILES=1 asks for it on AVX-512 hosts
+    too (its 256-bit tiles run anywhere; there they are unmeasured)."""
+    if not switched_on("MINIRNN_TILES"):
+        return False
+    return os.environ.get("MINIRNN_TILES", "").strip() == "1" or not avx512()
 
 
 def use_stepped(B: int, GH: int, H: int, itemsize: int = 8) -> bool:

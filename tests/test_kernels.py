@@ -112,7 +112,10 @@ def test_tiles_from_four_rows_in_blocks_for_large_steps(monkeypatch):
     assert functional._time_loop(8, 128, 128, f32).block_rows == 4
     assert functional._time_loop(8, 64, 64, f32).block_rows == 16  # 65,536 / 4,096
     monkeypatch.setattr(functional, "avx512", lambda: True)  # unmeasured there: as before
+    monkeypatch.delenv("MINIRNN_TILES")
     assert not functional._time_loop(64, 256, 256, f64).tiled
+    monkeypatch.setenv("MINIRNN_TILES", "1")  # unless asked for
+    assert functional._time_loop(64, 256, 256, f64).tiled
     monkeypatch.setattr(functional, "avx512", lambda: False)
     monkeypatch.setenv("MINIRNN_TILES", "0")
     assert not functional._time_loop(64, 256, 256, f64).tiled
