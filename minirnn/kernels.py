@@ -322,7 +322,7 @@ def lanes(a):
 
 
 def _tile_body(rows, vectors):
-    """The Python body of a tile (what NUMBA_DISABLE_JIT=1 runs; compiled, see _typed_overloads):
+    """The Python body of a tile (what NUMBA_DISABLE_JIT=1 runs; compiled, see _tile_overloads):
     C[c + r ldc + n] += sum_k A[a + r lda + k] P[p + k w + n] for r < rows, n < w, k < K, with
     C, A, P flat views and w = vectors * lanes."""
 
@@ -396,7 +396,7 @@ def tiles_acc(A, P, out):
 
 def product_(gemm, A, M, out):
     """out (B, N) += A (B, K) @ R, A and out C-contiguous: tiles_acc where M is R packed (1-D,
-    pack_panels), else product2_ (chosen when numba types the call, see _typed_overloads)."""
+    pack_panels), else product2_ (chosen when numba types the call, see _tile_overloads)."""
     if M.ndim == 1:
         tiles_acc(A, M, out)
     else:
@@ -451,6 +451,9 @@ def _tile_overloads() -> None:
     def build(rows, vectors):
         @intrinsic
         def tile(typingctx, C, c, ldc, A, a, lda, P, p, K):
+            if not (C.dtype == A.dtype == P.dtype and C.dtype in (types.float32, types.float64)):
+                return None  # a typing error: the IR reads all three as one float type
+
             def codegen(context, builder, signature, args):
                 fty = context.get_value_type(signature.args[0].dtype)
                 L = 32 // (4 if signature.args[0].dtype == types.float32 else 8)

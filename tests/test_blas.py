@@ -5,6 +5,7 @@ import pytest
 
 import minirnn as mr
 from minirnn import _blas
+from tests.conftest import requires_jit
 from tests.time_loops import LOOPS, use_loop
 
 
@@ -228,6 +229,19 @@ def test_tiled_product_equals_numpy_and_ignores_neighbour_rows(rng, dtype):
             alone = start[b : b + 1].copy()
             k.tiles_acc(A[b : b + 1], P, alone)
             np.testing.assert_array_equal(alone[0], out[b])
+
+
+@requires_jit
+def test_tiles_refuse_mixed_dtypes():
+    """The tiles' IR reads every operand as one float type: a mismatch must not compile."""
+    import numba
+
+    from minirnn._jit import kernels
+
+    k = kernels()
+    A, out = np.ones((4, 5), np.float32), np.zeros((4, 24), np.float32)
+    with pytest.raises(numba.core.errors.TypingError):
+        k.tiles_acc(A, k.pack_panels(np.ones((5, 24))), out)
 
 
 def test_packed_panels_hold_r_panel_by_panel(rng):
