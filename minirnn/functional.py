@@ -35,13 +35,16 @@ from .cells import (
 
 # Which product a step's recurrence uses. From TILE_MIN_ROWS rows, the register-tiled product
 # (kernels.tiles_acc, R packed once per call), measured on AMD EPYC Zen 3 (AVX2) per step:
-# 1.3-2x faster than the hand-written matmul_acc from 4 rows (slower at 1-2 rows, where a
-# tile's few accumulators wait on each other) and 1.2-2x faster than OpenBLAS's one-thread GEMM
-# at B = 8-64 rows, K and N = 128-2048, which packs R anew on every call; whole forward + BPTT
-# 5-30% faster at B = 8-128 (in blocks of rows, below). Its vectors are 256-bit: on AVX-512
-# hosts, where OpenBLAS's kernels have twice the lanes and it is unmeasured, the previous
+# 1.3-2x faster than the hand-written matmul_acc from 4 rows, and 1.2-2x faster than OpenBLAS's
+# one-thread GEMM at B = 8-64 rows, K and N = 128-2048, which packs R anew on every call; whole
+# forward + BPTT 5-44% faster at B = 8-128 (in blocks of rows, below). At 2-3 rows (tiles of two
+# rows) it wins from TILE_SMALL_MIN_MACS multiply-adds per row (1.1-2x faster at K x N = 64 x 256
+# and up), and is mixed below (0.8-1.7x at 32 x 32 to 64 x 64); one row keeps matmul_acc (a
+# tile's three accumulators wait on each other: 1.1-1.9x slower). Its vectors are 256-bit: on
+# AVX-512 hosts, where OpenBLAS's kernels have twice the lanes and it is unmeasured, the previous
 # choice stays unless ``MINIRNN_TILES=1`` asks for the tiles; ``MINIRNN_TILES=0`` turns them off.
 TILE_MIN_ROWS = 4
+TILE_SMALL_MIN_MACS = 16_384
 # The tiled product runs in blocks of rows on OpenBLAS's threads (_threads.py) when each block's
 # step has at least this many multiply-adds (by itemsize), else in one loop: blocks at B = 8-24
 # were 10-30% faster from there, and up to 1.3-1.6x slower at a few thousand (their start costs
@@ -69,7 +72,7 @@ PYTHON_LOOP_MIN_MACS = 262_144
 
 
 def tiles_enabled() -> bool:
-    """True where the register-tiled product is used (from TILE_MIN_ROWS rows): hosts without
+    """True where the register-tiled product is used (see TILE_MIN_ROWS): hosts without
     AVX-512, unless MINIRNN_TILES is 0/false/off; MINIRNN_TILES=1 asks for it on AVX-512 hosts
     too (its 256-bit tiles run anywhere; there they are unmeasured)."""
     if not switched_on("MINIRNN_TILES"):
@@ -120,13 +123,13 @@ class Recurrence:
 
 def _time_loop(B: int, GH: int, H: int, dtype: np.dtype) -> Recurrence:
     """The recurrence of B rows, GH gate pre-activations and H units: the tiled product from
-    TILE_MIN_ROWS rows (in blocks of rows for large enough steps); else small steps run the
-    compiled scans with the hand-written product, large steps the compiled scans calling NumPy's
-    BLAS through a pointer (_blas.py, in blocks of _threads.MIN_ROWS rows), or, where that
-    pointer is unavailable, loops.py's Python loop around np.matmul. All give the same numbers
-    to rounding (tests/test_kernels.py)."""
+    TILE_MIN_ROWS rows, or from 2 for wide steps (in blocks of rows for large enough steps);
+    else small steps run the compiled scans with the hand-written product, large steps the
+    compiled scans calling NumPy's BLAS through a pointer (_blas.py, in blocks of
+    _threads.MIN_ROWS rows), or, where that pointer is unavailable, loops.py's Python loop
+    around np.matmul. All give the same numbers to rounding (tests/test_kernels.py)."""
     itemsize = np.dtype(dtype).itemsize
-    if B >= TILE_MIN_ROWS and tiles_enabled():
+    if (B >= TILE_MIN_ROWS or (B >= 2 and GH * H >= TILE_SMALL_MIN_MACS)) and tiles_enabled():
         least = TILE_BLOCK_MIN_MACS.get(itemsize, TILE_BLOCK_MIN_MACS[8])
         return Recurrence(tiled=True, block_rows=max(TILE_MIN_ROWS, -(-least // (GH * H))))
     if not use_stepped(B, GH, H, itemsize):

@@ -8,10 +8,11 @@ what is here is the recurrent product h_{t-1} W_hh^T and the fused elementwise w
 The time loops (``*_scan``) are compiled whole and share the step functions (``*_forward_step``,
 ``*_backward_step``, one fused pass over a (B, H) step). Their recurrent product is
 
-* the register-tiled ``tiles_acc`` from four rows (the operand packed by ``pack_panels``):
-  LLVM IR with explicit 256-bit vectors that keeps a tile of outputs in registers;
-* the hand-written ``matmul_acc`` for one to three rows, where any call out would cost more
-  than the product (``gemm`` None);
+* the register-tiled ``tiles_acc`` from four rows, or two for wide steps (the operand packed
+  by ``pack_panels``): LLVM IR with explicit 256-bit vectors that keeps a tile of outputs in
+  registers;
+* the hand-written ``matmul_acc`` for one row and narrow steps of two or three, where any call
+  out would cost more than the product (``gemm`` None);
 * NumPy's own threaded BLAS for large steps where the tiles are not used (AVX-512 hosts,
   MINIRNN_TILES=0), called through a C pointer (``gemm``, from _blas.py) without leaving
   compiled code.
@@ -303,7 +304,8 @@ def matmul_acc(A, M, out):
 # A register-tiled product for the recurrence: out (B, N) += A (B, K) @ R with R packed once per
 # call (pack_panels) into panels of TILE_VECTORS * lanes columns, each stored (K, width) so that
 # a tile walks it front to back. A tile keeps TILE_ROWS x TILE_VECTORS output vectors in
-# registers over its whole run of k (12 of AVX2's 16), reads one broadcast of A per row and one
+# registers over its whole run of k (12 of AVX2's 16; tiles of two rows and of one take the
+# rows left over), reads one broadcast of A per row and one
 # vector of R per column vector per k, and writes its outputs once. OpenBLAS packs R anew on
 # every call, which is most of a small product's time: this ran 1.2-2x faster than its one-thread
 # GEMM at the per-step shapes (B = 8-64 rows, K and N = 128-2048) and 1.3-2x faster than
@@ -337,8 +339,10 @@ def _tile_body(rows, vectors):
 
 
 tile4x3_ = _tile_body(TILE_ROWS, TILE_VECTORS)
+tile2x3_ = _tile_body(2, TILE_VECTORS)
 tile1x3_ = _tile_body(1, TILE_VECTORS)
 tile4x1_ = _tile_body(TILE_ROWS, 1)
+tile2x1_ = _tile_body(2, 1)
 tile1x1_ = _tile_body(1, 1)
 
 
@@ -370,6 +374,7 @@ def tiles_acc(A, P, out):
     W = TILE_VECTORS * L
     N3, N1 = N - N % W, N - N % L
     B4 = B - B % TILE_ROWS
+    B2 = B - B % 2  # rows B4..B2 in a tile of two, the last odd row alone
     a, c = A.reshape(-1), out.reshape(-1)
     step = K_CHUNK32 if out.itemsize == 4 else K_CHUNK64
     for k0 in range(0, K, step):
@@ -378,13 +383,17 @@ def tiles_acc(A, P, out):
             p = j * K + k0 * W
             for b in range(0, B4, TILE_ROWS):
                 tile4x3_(c, b * N + j, N, a, b * K + k0, K, P, p, kc)
-            for b in range(B4, B):
+            for b in range(B4, B2, 2):
+                tile2x3_(c, b * N + j, N, a, b * K + k0, K, P, p, kc)
+            for b in range(B2, B):
                 tile1x3_(c, b * N + j, N, a, b * K + k0, K, P, p, kc)
         for j in range(N3, N1, L):
             p = j * K + k0 * L
             for b in range(0, B4, TILE_ROWS):
                 tile4x1_(c, b * N + j, N, a, b * K + k0, K, P, p, kc)
-            for b in range(B4, B):
+            for b in range(B4, B2, 2):
+                tile2x1_(c, b * N + j, N, a, b * K + k0, K, P, p, kc)
+            for b in range(B2, B):
                 tile1x1_(c, b * N + j, N, a, b * K + k0, K, P, p, kc)
         w = N - N1  # the last N % lanes columns: a sum per element (an in-order reduction,
         for b in range(B):  # which LLVM leaves scalar: a quarter second less to compile)
@@ -538,8 +547,10 @@ def _tile_overloads() -> None:
 
     for python_body, rows, vectors in (
         (tile4x3_, TILE_ROWS, TILE_VECTORS),
+        (tile2x3_, 2, TILE_VECTORS),
         (tile1x3_, 1, TILE_VECTORS),
         (tile4x1_, TILE_ROWS, 1),
+        (tile2x1_, 2, 1),
         (tile1x1_, 1, 1),
     ):
         overload(python_body, inline="always", jit_options=_OVERLOAD_FLAGS)(_typed_tile(build(rows, vectors)))

@@ -198,7 +198,7 @@ def test_hand_written_product_equals_numpy_and_ignores_neighbour_rows(rng, dtype
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_tiled_product_equals_numpy_and_ignores_neighbour_rows(rng, dtype):
     """kernels.tiles_acc on pack_panels(R): every kind of panel (three vectors, one vector, the
-    last N % lanes columns), every kind of tile (four rows, a row alone), K over several chunks
+    last N % lanes columns), every kind of tile (four rows, two, one), K over several chunks
     (K_CHUNK), R given in any layout; and each row's bits the same computed in a block or alone
     (blocks of rows must give one loop's numbers)."""
     from minirnn._jit import kernels
@@ -208,10 +208,12 @@ def test_tiled_product_equals_numpy_and_ignores_neighbour_rows(rng, dtype):
     chunk = k.K_CHUNK32 if dtype == np.float32 else k.K_CHUNK64
     shapes = (
         (1, 1, 1),
+        (2, 3, 8),
         (3, 5, 7),
         (4, 4, 3 * L),
         (9, 13, 4 * L + 3),
         (6, 2 * chunk + 5, 3 * L + 1),
+        (7, 32, 40),
         (17, 32, 40),
     )
     for B, K, N in shapes:
