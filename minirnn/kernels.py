@@ -323,27 +323,15 @@ def lanes(a):
     return 32 // a.itemsize
 
 
-def _tile_body(rows, vectors):
-    """The Python body of a tile (what NUMBA_DISABLE_JIT=1 runs; compiled, see _tile_overloads):
-    C[c + r ldc + n] += sum_k A[a + r lda + k] P[p + k w + n] for r < rows, n < w, k < K, with
-    C, A, P flat views and w = vectors * lanes."""
-
-    def tile(C, c, ldc, A, a, lda, P, p, K):
-        w = vectors * lanes(C)
-        panel = P[p : p + K * w].reshape(K, w)
-        for r in range(rows):
-            C[c + r * ldc : c + r * ldc + w] += A[a + r * lda : a + r * lda + K] @ panel
-
-    tile.__name__ = f"tile{rows}x{vectors}_"
-    return tile
-
-
-tile4x3_ = _tile_body(TILE_ROWS, TILE_VECTORS)
-tile2x3_ = _tile_body(2, TILE_VECTORS)
-tile1x3_ = _tile_body(1, TILE_VECTORS)
-tile4x1_ = _tile_body(TILE_ROWS, 1)
-tile2x1_ = _tile_body(2, 1)
-tile1x1_ = _tile_body(1, 1)
+def tile_(rows, vectors, C, c, ldc, A, a, lda, P, p, K):
+    """One tile: C[c + r ldc + n] += sum_k A[a + r lda + k] P[p + k w + n] for r < rows, n < w,
+    k < K, with C, A, P flat views and w = vectors * lanes. This Python body is what
+    NUMBA_DISABLE_JIT=1 runs; compiled, rows and vectors are literal and pick the LLVM IR tile
+    built for them (see _tile_overloads)."""
+    w = vectors * lanes(C)
+    panel = P[p : p + K * w].reshape(K, w)
+    for r in range(rows):
+        C[c + r * ldc : c + r * ldc + w] += A[a + r * lda : a + r * lda + K] @ panel
 
 
 def pack_panels(R):
@@ -361,6 +349,21 @@ def pack_panels(R):
     return P
 
 
+@njit(inline="always")
+def panel_(vectors, c, j, N, a, k0, K, P, kc, B):
+    """Rows 0..B of the panel of ``vectors`` vectors' width at column j, over k0..k0 + kc: in
+    tiles of TILE_ROWS rows, then of two, then the last odd row alone."""
+    w = vectors * lanes(c)
+    p = j * K + k0 * w
+    B4, B2 = B - B % TILE_ROWS, B - B % 2
+    for b in range(0, B4, TILE_ROWS):
+        tile_(TILE_ROWS, vectors, c, b * N + j, N, a, b * K + k0, K, P, p, kc)
+    for b in range(B4, B2, 2):
+        tile_(2, vectors, c, b * N + j, N, a, b * K + k0, K, P, p, kc)
+    for b in range(B2, B):
+        tile_(1, vectors, c, b * N + j, N, a, b * K + k0, K, P, p, kc)
+
+
 @njit
 def tiles_acc(A, P, out):
     """out (B, N) += A (B, K) @ R, A and out C-contiguous, P = pack_panels(R).
@@ -373,28 +376,14 @@ def tiles_acc(A, P, out):
     L = lanes(out)
     W = TILE_VECTORS * L
     N3, N1 = N - N % W, N - N % L
-    B4 = B - B % TILE_ROWS
-    B2 = B - B % 2  # rows B4..B2 in a tile of two, the last odd row alone
     a, c = A.reshape(-1), out.reshape(-1)
     step = K_CHUNK32 if out.itemsize == 4 else K_CHUNK64
     for k0 in range(0, K, step):
         kc = min(step, K - k0)
         for j in range(0, N3, W):
-            p = j * K + k0 * W
-            for b in range(0, B4, TILE_ROWS):
-                tile4x3_(c, b * N + j, N, a, b * K + k0, K, P, p, kc)
-            for b in range(B4, B2, 2):
-                tile2x3_(c, b * N + j, N, a, b * K + k0, K, P, p, kc)
-            for b in range(B2, B):
-                tile1x3_(c, b * N + j, N, a, b * K + k0, K, P, p, kc)
+            panel_(TILE_VECTORS, c, j, N, a, k0, K, P, kc, B)
         for j in range(N3, N1, L):
-            p = j * K + k0 * L
-            for b in range(0, B4, TILE_ROWS):
-                tile4x1_(c, b * N + j, N, a, b * K + k0, K, P, p, kc)
-            for b in range(B4, B2, 2):
-                tile2x1_(c, b * N + j, N, a, b * K + k0, K, P, p, kc)
-            for b in range(B2, B):
-                tile1x1_(c, b * N + j, N, a, b * K + k0, K, P, p, kc)
+            panel_(1, c, j, N, a, k0, K, P, kc, B)
         w = N - N1  # the last N % lanes columns: a sum per element (an in-order reduction,
         for b in range(B):  # which LLVM leaves scalar: a quarter second less to compile)
             for n in range(w):
@@ -436,15 +425,6 @@ def product2_(gemm, A, M, out):
             gemm(101, 111, 111, B, N, K, 1.0, A.ctypes.data, K, M.ctypes.data, N, 1.0, out.ctypes.data, N)
         else:
             gemm(101, 111, 112, B, N, K, 1.0, A.ctypes.data, K, M.ctypes.data, K, 1.0, out.ctypes.data, N)
-
-
-def _typed_tile(compiled):
-    """An overload's typing function for a tile, returning its compiled intrinsic."""
-
-    def typed(C, c, ldc, A, a, lda, P, p, K):
-        return lambda C, c, ldc, A, a, lda, P, p, K: compiled(C, c, ldc, A, a, lda, P, p, K)
-
-    return typed
 
 
 def _tile_overloads() -> None:
@@ -545,15 +525,15 @@ def _tile_overloads() -> None:
 
         return tile
 
-    for python_body, rows, vectors in (
-        (tile4x3_, TILE_ROWS, TILE_VECTORS),
-        (tile2x3_, 2, TILE_VECTORS),
-        (tile1x3_, 1, TILE_VECTORS),
-        (tile4x1_, TILE_ROWS, 1),
-        (tile2x1_, 2, 1),
-        (tile1x1_, 1, 1),
-    ):
-        overload(python_body, inline="always", jit_options=_OVERLOAD_FLAGS)(_typed_tile(build(rows, vectors)))
+    tiles = {(r, v): build(r, v) for r in (TILE_ROWS, 2, 1) for v in (TILE_VECTORS, 1)}
+
+    @overload(tile_, prefer_literal=True, inline="always", jit_options=_OVERLOAD_FLAGS)
+    def _tile(rows, vectors, C, c, ldc, A, a, lda, P, p, K):
+        literal = types.IntegerLiteral
+        if not (isinstance(rows, literal) and isinstance(vectors, literal)):
+            return None  # rows and vectors must be constants where a tile is called
+        compiled = tiles[rows.literal_value, vectors.literal_value]
+        return lambda rows, vectors, C, c, ldc, A, a, lda, P, p, K: compiled(C, c, ldc, A, a, lda, P, p, K)
 
     @overload(product_, jit_options=_OVERLOAD_FLAGS)
     def _product(gemm, A, M, out):
