@@ -36,7 +36,8 @@ from typing import Any
 from . import _blas
 from ._jit import switched_on
 
-# Each block at least this many rows: smaller GEMMs lose more to the split than it saves.
+# Each block at least this many rows by default (the BLAS path: smaller GEMMs lose more to the
+# split than it saves); the tiled path asks for its own (functional.TILE_BLOCK_MIN_MACS).
 MIN_ROWS = 16
 _CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 _lock = threading.Lock()

@@ -51,7 +51,8 @@ TILE_SMALL_MIN_MACS = 16_384
 # ~50 us a call).
 TILE_BLOCK_MIN_MACS = {4: 65_536, 8: 32_768}
 
-# Without tiles (AVX-512, MINIRNN_TILES=0, or 1-3 rows), measured on the benchmark machines:
+# Without tiles (AVX-512, MINIRNN_TILES=0, one row, narrow steps of 2-3), measured on the
+# benchmark machines:
 # forward + BPTT at T = 20-100, B = 4..48 rows, H = 64..512 units, the two products interleaved
 # in one process and compared by their best times (single-process sweeps were misleading: a slow
 # spell of the 2-thread GEMM, see the README, flatters the one-core product). The hand-written
