@@ -40,10 +40,14 @@ from .cells import (
 # forward + BPTT 5-44% faster at B = 8-128 (in blocks of rows, below). At 2-3 rows (tiles of two
 # rows) it wins from TILE_SMALL_MIN_MACS multiply-adds per row (1.1-2x faster at K x N = 64 x 256
 # and up), and is mixed below (0.8-1.7x at 32 x 32 to 64 x 64); one row keeps matmul_acc (a
-# tile's three accumulators wait on each other: 1.1-1.9x slower). Its vectors are 256-bit: on
+# tile's three accumulators wait on each other: 1.1-1.9x slower). Steps of fewer than
+# TILE_MIN_ROW_MACS multiply-adds a row keep it too: at G*H x H = 256-1024 (H = 16-32) a whole
+# forward + BPTT was level to 14% slower with tiles (each tile's outputs loaded and stored for
+# only 16-32 k), at 6,912 and up 7-18% faster. Its vectors are 256-bit: on
 # AVX-512 hosts, where OpenBLAS's kernels have twice the lanes and it is unmeasured, the previous
 # choice stays unless ``MINIRNN_TILES=1`` asks for the tiles; ``MINIRNN_TILES=0`` turns them off.
 TILE_MIN_ROWS = 4
+TILE_MIN_ROW_MACS = 4_096
 TILE_SMALL_MIN_MACS = 16_384
 # The tiled product runs in blocks of rows on OpenBLAS's threads (_threads.py) when each block's
 # step has at least this many multiply-adds (by itemsize), else in one loop: blocks at B = 8-24
@@ -51,8 +55,8 @@ TILE_SMALL_MIN_MACS = 16_384
 # ~50 us a call).
 TILE_BLOCK_MIN_MACS = {4: 65_536, 8: 32_768}
 
-# Without tiles (AVX-512, MINIRNN_TILES=0, one row, narrow steps of 2-3), measured on the
-# benchmark machines:
+# Without tiles (AVX-512, MINIRNN_TILES=0, one row, narrow steps), measured on the benchmark
+# machines:
 # forward + BPTT at T = 20-100, B = 4..48 rows, H = 64..512 units, the two products interleaved
 # in one process and compared by their best times (single-process sweeps were misleading: a slow
 # spell of the 2-thread GEMM, see the README, flatters the one-core product). The hand-written
@@ -124,15 +128,20 @@ class Recurrence:
 
 def _time_loop(B: int, GH: int, H: int, dtype: np.dtype) -> Recurrence:
     """The recurrence of B rows, GH gate pre-activations and H units: the tiled product from
-    TILE_MIN_ROWS rows, or from 2 for wide steps (in blocks of rows for large enough steps);
+    TILE_MIN_ROWS rows (from 2 for wide steps, not for narrow ones; in blocks of rows for large
+    enough steps);
     else small steps run the compiled scans with the hand-written product, large steps the
     compiled scans calling NumPy's BLAS through a pointer (_blas.py, in blocks of
     _threads.MIN_ROWS rows), or, where that pointer is unavailable, loops.py's Python loop
     around np.matmul. All give the same numbers to rounding (tests/test_kernels.py)."""
     itemsize = np.dtype(dtype).itemsize
-    if (B >= TILE_MIN_ROWS or (B >= 2 and GH * H >= TILE_SMALL_MIN_MACS)) and tiles_enabled():
+    per_row = GH * H
+    wide = (B >= TILE_MIN_ROWS and per_row >= TILE_MIN_ROW_MACS) or (
+        B >= 2 and per_row >= TILE_SMALL_MIN_MACS
+    )
+    if wide and tiles_enabled():
         least = TILE_BLOCK_MIN_MACS.get(itemsize, TILE_BLOCK_MIN_MACS[8])
-        return Recurrence(tiled=True, block_rows=max(TILE_MIN_ROWS, -(-least // (GH * H))))
+        return Recurrence(tiled=True, block_rows=max(TILE_MIN_ROWS, -(-least // per_row)))
     if not use_stepped(B, GH, H, itemsize):
         return Recurrence()
     gemm = _blas.gemm(dtype)

@@ -104,7 +104,8 @@ def test_tiles_from_four_rows_in_blocks_for_large_steps(monkeypatch):
     monkeypatch.setattr(functional, "avx512", lambda: False)
     monkeypatch.setenv("MINIRNN_TILES", "1")
     f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
-    assert functional._time_loop(4, 8, 8, f64).tiled  # from 4 rows at any width
+    assert functional._time_loop(4, 4 * 32, 32, f64).tiled  # from 4 rows at 4,096 a row
+    assert not functional._time_loop(64, 4 * 16, 16, f64).tiled  # narrower: hand-written
     assert functional._time_loop(2, 512, 128, f64).tiled  # from 2 for wide steps
     assert not functional._time_loop(3, 128, 64, f64).tiled  # 8,192 multiply-adds a row
     assert not functional._time_loop(1, 512, 128, f64).tiled  # one row: hand-written

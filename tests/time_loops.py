@@ -15,6 +15,7 @@ def use_loop(monkeypatch, loop: str) -> None:
     tiled = loop == "tiled"
     monkeypatch.setattr(functional, "tiles_enabled", lambda: tiled)
     monkeypatch.setattr(functional, "TILE_MIN_ROWS", 1)
+    monkeypatch.setattr(functional, "TILE_MIN_ROW_MACS", 0)
     monkeypatch.setattr(
         functional, "use_stepped", lambda B, GH, H, itemsize=8: loop not in ("compiled", "tiled")
     )
