@@ -28,9 +28,7 @@ def one_blas_thread() -> None:
     BLAS is not the bundled OpenBLAS."""
     from minirnn import _threads
 
-    api = _threads._load()
-    if api is not None:
-        api[1](1)
+    _threads.set_num_threads(1)
 
 
 def parse_args(description: str, argv: list[str] | None = None) -> argparse.Namespace:

@@ -5,8 +5,10 @@ so the time loop of a block of rows runs on its own, start to end, with no synch
 On two cores, two blocks each walking the whole sequence with a one-thread GEMM per step beat
 one loop of two-thread GEMMs (whose threads meet twice per step and whose fused elementwise
 part runs on one core while the other waits): forwards 5-40% faster, gated backwards 2-20%, at
-B = 32-128, float32 and float64 (AMD EPYC Zen 3, 2 cores). The vanilla backward, with little
-elementwise work per step, is 2-11% slower in blocks and stays one loop (functional.py).
+B = 32-128, float32 and float64 (AMD EPYC Zen 3, 2 cores). With BLAS's GEMMs the vanilla
+backward, with little elementwise work per step, is 2-11% slower in blocks and stays one loop;
+with the tiled product (kernels.tiles_acc, no BLAS inside the loop) every scan runs in blocks
+once a block's step is large enough (functional.TILE_BLOCK_MIN_MACS).
 
 The blocks run on OpenBLAS's own thread pool (``gotoblas_pthread``), not on threads of ours:
 OpenBLAS's idle workers spin for ~0.1 s after each call, and a spinning worker on a core
@@ -23,7 +25,8 @@ compiled loop never needs the GIL). MINIRNN_THREADS=0 is the switch for such pro
 Used only where it is safe and known: NumPy's OpenBLAS (the library _blas.py finds) built
 with pthreads, a pool of at least as many threads as blocks, and the thread count not limited
 to 1 (OPENBLAS_NUM_THREADS=1, threadpoolctl: respected). MINIRNN_THREADS=0 turns it off.
-Results equal the one-loop ones up to rounding (a GEMM of fewer rows may sum in another order).
+Results equal the one-loop ones up to rounding (a GEMM of fewer rows may sum in another order;
+the tiles compute each row alike whatever rows are beside it: bit-identical).
 """
 
 from __future__ import annotations
@@ -71,6 +74,16 @@ def _load() -> Any:
             found = (get, set_, run, pool)
     _api.append(found)
     return found
+
+
+def set_num_threads(n: int) -> bool:
+    """Set NumPy's OpenBLAS in this process to n threads (with the GIL held, as by_rows does);
+    False, doing nothing, where that OpenBLAS is not found."""
+    api = _load()
+    if api is None:
+        return False
+    api[1](n)
+    return True
 
 
 def blocks(B: int, min_rows: int | None = None) -> int:

@@ -12,7 +12,7 @@ Both give the same numbers to rounding; the tests hold them to 1e-12.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -458,7 +458,7 @@ def rnn_backward(
                 # With BLAS, one loop: its elementwise part is two multiply-adds per unit, too
                 # little for blocks of rows to gain what their one-thread GEMMs lose (2-11%
                 # slower at B = 32-64). The tiles gain from blocks (3-14% at B = 64-128).
-                (rec if rec.tiled else Recurrence(gemm=rec.gemm)).scan(kernels().rnn_backward_scan, B, *w)
+                (rec if rec.tiled else replace(rec, block_rows=0)).scan(kernels().rnn_backward_scan, B, *w)
             _accumulate(grads, t0, t1, da, X, h0 if t0 == 0 else hs[t0 - 1], hs, W_xh)
         grads["h0"] = carry
         if dh_all is not None:

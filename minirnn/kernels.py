@@ -309,8 +309,9 @@ def matmul_acc(A, M, out):
 # vector of R per column vector per k, and writes its outputs once. OpenBLAS packs R anew on
 # every call, which is most of a small product's time: this ran 1.2-2x faster than its one-thread
 # GEMM at the per-step shapes (B = 8-64 rows, K and N = 128-2048) and 1.3-2x faster than
-# matmul_acc's axpy loops (Zen 3). 256-bit vectors: lanes = 32 bytes / itemsize.
+# matmul_acc's axpy loops (Zen 3). 256-bit vectors: lanes = VECTOR_BYTES / itemsize.
 TILE_ROWS, TILE_VECTORS = 4, 3
+VECTOR_BYTES = 32
 # Each tile runs over at most this many k, so that a panel's slice stays in L1 (24 KB f32 and
 # 12 KB f64, beside the rows of A) while the tiles of one panel pass over it; the output is
 # accumulated across chunks.
@@ -320,7 +321,7 @@ K_CHUNK32, K_CHUNK64 = 256, 128
 @njit(inline="always")
 def lanes(a):
     """The number of a's elements in a 256-bit vector (8 float32, 4 float64)."""
-    return 32 // a.itemsize
+    return VECTOR_BYTES // a.itemsize
 
 
 def tile_(rows, vectors, C, c, ldc, A, a, lda, P, p, K):
@@ -339,7 +340,7 @@ def pack_panels(R):
     panels of TILE_VECTORS * lanes columns, then of lanes columns, then the last N % lanes
     columns, each panel stored (K, width) at offset (first column) * K."""
     K, N = R.shape
-    L = 32 // R.itemsize  # lanes(R), without a compiled call from Python
+    L = VECTOR_BYTES // R.itemsize  # lanes(R), without a compiled call from Python
     W = TILE_VECTORS * L
     P = np.empty(K * N, dtype=R.dtype)
     N3, N1 = N - N % W, N - N % L
@@ -446,10 +447,11 @@ def _tile_overloads() -> None:
 
             def codegen(context, builder, signature, args):
                 fty = context.get_value_type(signature.args[0].dtype)
-                L = 32 // (4 if signature.args[0].dtype == types.float32 else 8)
+                itemsize = 4 if signature.args[0].dtype == types.float32 else 8
+                L = VECTOR_BYTES // itemsize
                 vty = ir.VectorType(fty, L)
-                align = 4 if L == 8 else 8
-                name = f"llvm.fmuladd.v{L}{'f32' if L == 8 else 'f64'}"
+                align = itemsize
+                name = f"llvm.fmuladd.v{L}f{8 * itemsize}"
                 fmuladd = builder.module.globals.get(name) or ir.Function(
                     builder.module, ir.FunctionType(vty, [vty, vty, vty]), name
                 )
