@@ -152,3 +152,17 @@ def test_backward_windows_cover_the_sequence_with_no_small_remainder():
             assert max(t1 - t0 for t0, t1 in w) == w[0][1] - w[0][0] == functional.window_steps(T, B)
             assert functional.window_steps(T, B) <= plain + -(-plain // 4)
             assert len(w) == 1 or 4 * min(t1 - t0 for t0, t1 in w) >= plain
+
+
+def test_bias_sums_take_shared_read_only_ones():
+    """functional._ones (the bias gradients' GEMV operand): n ones of the dtype asked for,
+    read-only (shared by every call), grown when a longer vector is asked for."""
+    from minirnn import functional
+
+    a = functional._ones(5, np.float32)
+    assert a.shape == (5,) and a.dtype == np.float32 and np.all(a == 1) and not a.flags.writeable
+    b = functional._ones(5000, np.float32)
+    assert b.shape == (5000,) and np.all(b == 1)
+    assert np.shares_memory(functional._ones(7, np.float32), b)
+    assert functional._ones(3, np.float64).dtype == np.float64
+    assert functional._ones(0, np.float64).shape == (0,)
