@@ -2,7 +2,10 @@
 
 Large steps want a threaded BLAS for the recurrent product. Calling it from inside the compiled
 loop (kernels.*_scan with a ``gemm`` argument) costs ~1 us per step, against several us for a
-Python loop that calls ``np.matmul`` and then the compiled step (loops.py). It must be NumPy's
+Python loop that calls ``np.matmul`` and then the compiled step (loops.py). Each backward
+window's weight-gradient GEMMs are one compiled call through it too (kernels.window_grads_):
+a ctypes call from Python costs 10-20 us (its argument conversion and three ``ndarray.ctypes``
+lookups), and a window makes 4-7 products, most of a short window's time. It must be NumPy's
 own library: numba's ``np.dot`` goes to the OpenBLAS bundled with SciPy, a second library with
 a second thread pool that fights NumPy's for the cores (2-3x slower large shapes, measured).
 
@@ -11,7 +14,7 @@ NumPy's wheels bundle OpenBLAS in ``numpy.libs`` with its CBLAS symbols renamed
 argument (not a global), so numba's cache stays valid across processes. Where the library or
 symbol is not found (NumPy built against MKL, Accelerate or a system BLAS), or a check product
 disagrees with ``np.matmul``, or ``MINIRNN_BLAS=0``, ``gemm`` returns None and the Python loops
-of loops.py run instead: same numbers, a few us more per step.
+of loops.py and NumPy's own products run instead: same numbers, a few us more per step.
 """
 
 from __future__ import annotations
@@ -107,44 +110,3 @@ def gemm(dtype: np.dtype) -> Any:
         fn = _pointer(lib, np.dtype(dtype)) if lib is not None else None
         _cache[key] = fn if fn is not None and _agrees(fn, np.dtype(dtype)) else None
     return _cache[key]
-
-
-def _layout(X: np.ndarray) -> tuple[int, int] | None:
-    """(transpose flag, leading dimension) of a 2-D array as a row-major CBLAS operand, or None
-    when its memory is not one (unit stride along neither axis, negative or zero strides)."""
-    item = X.itemsize
-    rows, cols = X.shape
-    s0, s1 = X.strides
-    if s1 == item or cols == 1:  # row-major: (i, j) at i * ld + j
-        ld = cols if rows == 1 else s0 // item
-        if rows == 1 or (s0 % item == 0 and ld >= max(1, cols)):
-            return NO_TRANS, max(1, ld)
-    if s0 == item or rows == 1:  # a transposed row-major matrix: (i, j) at j * ld + i
-        ld = rows if cols == 1 else s1 // item
-        if cols == 1 or (s1 % item == 0 and ld >= max(1, rows)):
-            return TRANS, max(1, ld)
-    return None
-
-
-def matmul_add(A: np.ndarray, B: np.ndarray, C: np.ndarray, temp_limit: int = 0) -> None:
-    """C += A @ B without a temporary the size of C: NumPy's own GEMM with beta = 1 where the
-    pointer is available and the operands are BLAS layouts (transposed views included), else
-    ``C += A @ B``. The backward's weight gradients accumulate window by window through this.
-
-    A C of at most ``temp_limit`` elements (a temporary the caller can afford) takes
-    ``C += A @ B`` anyway: NumPy's call costs 2-5 us where this one's ctypes call costs 10-15,
-    which shows at B = 1, where a backward window makes a handful of such products."""
-    if C.size <= temp_limit:
-        C += A @ B
-        return
-    fn = gemm(C.dtype)
-    a = _layout(A) if fn is not None else None
-    b = _layout(B) if fn is not None else None
-    if a is None or b is None or not C.flags.c_contiguous or A.dtype != C.dtype or B.dtype != C.dtype:
-        C += A @ B
-        return
-    M, K = A.shape
-    N = B.shape[1]
-    if M == 0 or N == 0 or K == 0:
-        return
-    fn(ROW_MAJOR, a[0], b[0], M, N, K, 1.0, A.ctypes.data, a[1], B.ctypes.data, b[1], 1.0, C.ctypes.data, N)

@@ -218,13 +218,23 @@ def _check_inputs(
 def _input_projection(X: np.ndarray, W_xh: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     """X W_xh^T + b for all T steps in one GEMM: (T, B, G*H), C-contiguous.
 
-    The output is filled with the bias (or zeros) and the GEMM adds to it (beta = 1): one pass
-    over the (T, B, G*H) array fewer than a GEMM (whose beta = 0 clears its output first) and
-    then ``+= b`` (4 ms of a 52 MB float32 array here)."""
+    The output is filled with the bias (or zeros) and NumPy's GEMM adds to it (beta = 1, through
+    its pointer): one pass over the (T, B, G*H) array fewer than a GEMM (whose beta = 0 clears
+    its output first) and then ``+= b`` (4 ms of a 52 MB float32 array here). Without the
+    pointer, ``np.matmul`` and ``+= b``."""
     T, B, I = X.shape
-    xa = np.empty((T, B, W_xh.shape[0]), dtype=X.dtype)
+    GH = W_xh.shape[0]
+    gemm = _blas.gemm(X.dtype)
+    if gemm is None:
+        xa = np.matmul(X.reshape(T * B, I), W_xh.T).reshape(T, B, GH)
+        if b is not None:
+            xa += b
+        return xa
+    xa = np.empty((T, B, GH), dtype=X.dtype)
     xa[...] = b if b is not None else 0
-    _blas.matmul_add(X.reshape(T * B, I), W_xh.T, xa.reshape(T * B, -1))
+    # all three C-contiguous (_check_inputs): xa (T B, G H) += X (T B, I) @ W_xh^T
+    x, w, out = X.ctypes.data, W_xh.ctypes.data, xa.ctypes.data
+    gemm(_blas.ROW_MAJOR, _blas.NO_TRANS, _blas.TRANS, T * B, GH, I, 1.0, x, I, w, I, 1.0, out, GH)
     return xa
 
 
@@ -233,10 +243,6 @@ def _input_projection(X: np.ndarray, W_xh: np.ndarray, b: np.ndarray | None) -> 
 # stays near what the gradients themselves need, while each window's weight-gradient GEMMs
 # (rows x H by rows x I) stay large enough to run at BLAS speed.
 WINDOW_ROWS = 1024
-# A window's weight-gradient products into at most this many elements, and at most an eighth of
-# the window's states, take NumPy's matmul and a temporary (_blas.matmul_add): at B = 1 their
-# ctypes calls cost more than the products (5-15% of forward + BPTT at (1000, 1, 1, 32)).
-SMALL_TEMP = 4096
 
 
 def window_steps(T: int, B: int) -> int:
@@ -257,7 +263,7 @@ def _windows(T: int, B: int) -> list[tuple[int, int]]:
     (T, B) = (100, 32): 34, 33 and 33 steps instead of 32, 32, 32 and 4, a 5-7% faster gated
     backward): a small window's GEMMs and calls cost nearly what a full one's do. A larger
     remainder keeps its own window: spreading it changed which products take a temporary at
-    B = 1 (SMALL_TEMP), 17% slower there."""
+    B = 1, 17% slower there."""
     C = max(1, min(WINDOW_ROWS // B, max(256, -(-T // 4))))
     if T > C and 0 < 4 * (T % C) < C:
         n = T // C
@@ -301,8 +307,7 @@ def _accumulate(
     W_xh: np.ndarray,
     un: np.ndarray | None = None,
 ) -> None:
-    """Add one window's weight gradients and write its dX, as GEMMs over the window's steps
-    (accumulating in place, _blas.matmul_add: no temporaries the size of the gradients)::
+    """Add one window's weight gradients and write its dX, as GEMMs over the window's steps::
 
         dW_xh += sum_t da_t^T x_t    dW_hh += sum_t ua_t^T h_{t-1}    dX_t = da_t W_xh
         db_h += sum da               db_hh += sum ua
@@ -310,19 +315,39 @@ def _accumulate(
     da (n, B, G*H) are the input-side pre-activation gradients; h0 is the state before the
     sequence. The hidden-side ones ua are da, except for the GRU, whose n rows differ: there
     ``un`` (n, B, H) holds them (da_n r), and the r and z rows are da's (cells.gru_step_backward).
-    The h_{t-1} of a window after the first are the contiguous hs[t0 - 1 : t1 - 1]: one GEMM;
-    the first window's first step takes h0 in a GEMM of its own. The bias sums are products
-    with a vector of ones (BLAS's GEMV: 1.2-3x faster than ``sum(axis=0)`` at these shapes).
+
+    With NumPy's BLAS pointer (and the kernels compiled) all of it is one compiled call,
+    kernels.window_grads_, accumulating in place with no temporaries: the h_{t-1} of a window
+    after the first are the contiguous hs[t0 - 1 : t1 - 1], one GEMM; the bias sums are
+    products with a vector of ones (1.2-3x faster than ``sum(axis=0)``). Without it, NumPy.
     """
     n, B, I = t1 - t0, X.shape[1], X.shape[2]
     H = hs.shape[2]
+    gemm = _blas.gemm(da.dtype) if jit_enabled() else None
+    if gemm is not None:
+        empty = np.empty(0, dtype=da.dtype)
+        kernels().window_grads_(
+            gemm,
+            t0,
+            da,
+            un if un is not None else empty.reshape(0, 0, 0),
+            X,
+            h0,
+            hs,
+            W_xh,
+            _ones(n * B, da.dtype),
+            grads["W_xh"],
+            grads["W_hh"],
+            grads["X"],
+            grads.get("b_h", empty),
+            grads.get("b_hh", empty),
+        )
+        return
     DA = da.reshape(n * B, -1)
     GH = DA.shape[1]
-    spare = min(SMALL_TEMP, n * B * H // 8)  # see SMALL_TEMP
-    ones = _ones(n * B, DA.dtype)
-    _blas.matmul_add(DA.T, X[t0:t1].reshape(n * B, I), grads["W_xh"], spare)
+    grads["W_xh"] += DA.T @ X[t0:t1].reshape(n * B, I)
     if "b_h" in grads:
-        grads["b_h"] += ones @ DA
+        grads["b_h"] += DA.sum(axis=0)
     np.matmul(DA, W_xh, out=grads["X"][t0:t1].reshape(n * B, I))
     if un is None:
         hidden = [(slice(0, GH), DA)]
@@ -330,13 +355,11 @@ def _accumulate(
         hidden = [(slice(0, GH - H), DA[:, : GH - H]), (slice(GH - H, GH), un.reshape(n * B, H))]
     for rows, UA in hidden:
         if t0 > 0:
-            _blas.matmul_add(UA.T, hs[t0 - 1 : t1 - 1].reshape(n * B, H), grads["W_hh"][rows], spare)
+            grads["W_hh"][rows] += UA.T @ hs[t0 - 1 : t1 - 1].reshape(n * B, H)
         else:
-            _blas.matmul_add(UA[:B].T, h0, grads["W_hh"][rows], spare)
-            if n > 1:
-                _blas.matmul_add(UA[B:].T, hs[: t1 - 1].reshape((n - 1) * B, H), grads["W_hh"][rows], spare)
+            grads["W_hh"][rows] += UA[:B].T @ h0 + UA[B:].T @ hs[: t1 - 1].reshape((n - 1) * B, H)
         if "b_hh" in grads:
-            grads["b_hh"][rows] += ones @ UA
+            grads["b_hh"][rows] += UA.sum(axis=0)
 
 
 def _check_backward(

@@ -40,70 +40,60 @@ def test_a_pointer_that_disagrees_is_not_used(fresh, monkeypatch):
     assert _blas.gemm(np.float32) is None
 
 
-def _operands(rng, M, K, N, dtype):
-    """A (M, K) and B (K, N) in every memory layout matmul_add meets or must refuse: contiguous,
-    transposed views, row- and column-strided slices, reversed (negative strides), broadcast."""
-    a = rng.standard_normal((M + 2, K + 3)).astype(dtype)
-    b = rng.standard_normal((K + 2, N + 4)).astype(dtype)
-    As = [a[:M, :K], np.ascontiguousarray(a[:M, :K]), np.asfortranarray(a[:M, :K]), a[:M, :K][::-1]]
-    As.append(np.ascontiguousarray(a[:M, :K].T).T)  # a transposed view of a C array
-    every_other_row = rng.standard_normal((2 * K, N)).astype(dtype)[::2]
-    Bs = [b[:K, :N], np.asfortranarray(b[:K, :N]), b[:K, :N][:, ::-1], every_other_row]
-    Bs.append(np.broadcast_to(b[:1, :N], (K, N)))
-    return As, Bs
-
-
-SHAPES = [(5, 7, 3), (1, 7, 3), (5, 1, 3), (5, 7, 1), (1, 1, 1), (0, 3, 2), (3, 0, 2)]
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("path", ["pointer", "temporary", "no pointer"])
-def test_matmul_add_accumulates_in_every_layout(fresh, monkeypatch, rng, dtype, shape, path):
-    """Through NumPy's GEMM pointer, through NumPy's matmul where the caller allows a temporary
-    of C's size, and without the pointer."""
-    if path == "no pointer":
-        monkeypatch.setenv("MINIRNN_BLAS", "0")
-    limit = 10**6 if path == "temporary" else 0
-    M, K, N = shape
-    As, Bs = _operands(rng, M, K, N, dtype)
-    for A in As:
-        for B in Bs:
-            C = rng.standard_normal((M, N)).astype(dtype)
-            expected = C.astype(np.float64) + A.astype(np.float64) @ B.astype(np.float64)
-            _blas.matmul_add(A, B, C, limit)
-            tol = 1e-5 if dtype == np.float32 else 1e-13
-            np.testing.assert_allclose(C, expected, rtol=tol, atol=tol, err_msg=f"{A.strides} {B.strides}")
+@pytest.mark.parametrize(
+    "case",
+    [
+        # (T, B, I, H, gates, GRU's un, t0, n, biases)
+        (10, 3, 5, 4, 1, False, 4, 3, True),  # a window after the first: h_{t-1} from hs
+        (10, 3, 5, 4, 4, False, 0, 3, True),  # the first window: h0 for its first step
+        (10, 3, 5, 4, 3, True, 2, 5, True),  # GRU: W_hh's n rows from un
+        (10, 3, 5, 4, 3, True, 0, 1, True),  # a one-step first window
+        (6, 2, 3, 4, 1, False, 0, 6, False),  # the whole sequence, no biases
+        (7, 1, 1, 2, 3, True, 3, 4, False),
+    ],
+)
+def test_window_grads_and_projection_equal_numpy(fresh, rng, dtype, case):
+    """kernels.window_grads_ (a backward window's dW_xh, dW_hh, dX and bias sums in one compiled
+    call through NumPy's GEMM pointer) against NumPy in float64, every operand at its offset in
+    the arrays it lives in."""
+    from minirnn._jit import kernels
 
+    gemm = _blas.gemm(dtype)
+    if gemm is None:
+        pytest.skip("NumPy does not bundle OpenBLAS here")
+    T, B, I, H, G, gru, t0, n, biases = case
+    GH = G * H
 
-def test_matmul_add_takes_a_temporary_only_within_the_callers_limit(fresh, monkeypatch, rng):
-    """A C of at most temp_limit elements never reaches the ctypes call; a larger one does."""
-    calls = []
-    real = _blas.gemm
+    def arr(*shape):
+        return rng.standard_normal(shape).astype(dtype)
 
-    def counting(dtype):
-        calls.append(dtype)
-        return real(dtype)
-
-    monkeypatch.setattr(_blas, "gemm", counting)
-    A, B = rng.standard_normal((16, 8)), rng.standard_normal((8, 16))
-    C = np.zeros((16, 16))
-    _blas.matmul_add(A, B, C, temp_limit=256)
-    assert not calls
-    np.testing.assert_allclose(C, A @ B, rtol=1e-13)
-    _blas.matmul_add(A, B, C, temp_limit=255)
-    assert len(calls) == 1
-    np.testing.assert_allclose(C, 2 * (A @ B), rtol=1e-13)
-
-
-def test_matmul_add_takes_blas_layouts_and_refuses_others():
-    x = np.zeros((4, 6))
-    assert _blas._layout(x) == (_blas.NO_TRANS, 6)
-    assert _blas._layout(x.T) == (_blas.TRANS, 6)
-    assert _blas._layout(x[:, :3]) == (_blas.NO_TRANS, 6)  # a row-strided slice
-    assert _blas._layout(x[::-1]) is None
-    assert _blas._layout(x[:, ::2]) is None
-    assert _blas._layout(np.broadcast_to(x[:1], (4, 6))) is None
+    X, hs, h0, W = arr(T, B, I), arr(T, B, H), arr(B, H), arr(GH, I)
+    da = arr(n, B, GH)
+    un = arr(n, B, H) if gru else np.empty((0, 0, 0), dtype)
+    dW_xh, dW_hh, dX = arr(GH, I), arr(GH, H), arr(T, B, I)
+    db_h, db_hh = (arr(GH), arr(GH)) if biases else (np.empty(0, dtype), np.empty(0, dtype))
+    f64 = {
+        k: v.astype(np.float64)
+        for k, v in dict(dW_xh=dW_xh, dW_hh=dW_hh, dX=dX, db_h=db_h, db_hh=db_hh).items()
+    }
+    DA = da.reshape(n * B, GH).astype(np.float64)
+    UA = DA.copy()
+    if gru:
+        UA[:, GH - H :] = un.reshape(n * B, H)
+    h_prev = np.concatenate([h0[None], hs])[t0 : t0 + n].reshape(n * B, H).astype(np.float64)
+    f64["dW_xh"] += DA.T @ X[t0 : t0 + n].reshape(n * B, I)
+    f64["dX"][t0 : t0 + n] = (DA @ W).reshape(n, B, I)
+    f64["dW_hh"] += UA.T @ h_prev
+    if biases:
+        f64["db_h"] += DA.sum(axis=0)
+        f64["db_hh"] += UA.sum(axis=0)
+    ones = np.ones(n * B + 3, dtype)  # longer than needed, as functional._ones may be
+    kernels().window_grads_(gemm, t0, da, un, X, h0, hs, W, ones, dW_xh, dW_hh, dX, db_h, db_hh)
+    tol = 1e-12 if dtype == np.float64 else 1e-4
+    got = dict(dW_xh=dW_xh, dW_hh=dW_hh, dX=dX, db_h=db_h, db_hh=db_hh)
+    for name, value in got.items():
+        np.testing.assert_allclose(value, f64[name], rtol=tol, atol=tol, err_msg=name)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
