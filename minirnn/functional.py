@@ -317,7 +317,7 @@ def _accumulate(
     ``un`` (n, B, H) holds them (da_n r), and the r and z rows are da's (cells.gru_step_backward).
 
     With NumPy's BLAS pointer (and the kernels compiled) all of it is one compiled call,
-    kernels.window_grads_, accumulating in place with no temporaries: the h_{t-1} of a window
+    kernels.window_grads, accumulating in place with no temporaries: the h_{t-1} of a window
     after the first are the contiguous hs[t0 - 1 : t1 - 1], one GEMM; the bias sums are
     products with a vector of ones (1.2-3x faster than ``sum(axis=0)``). Without it, NumPy.
     """
@@ -326,7 +326,7 @@ def _accumulate(
     gemm = _blas.gemm(da.dtype) if jit_enabled() else None
     if gemm is not None:
         empty = np.empty(0, dtype=da.dtype)
-        kernels().window_grads_(
+        kernels().window_grads(
             gemm,
             t0,
             da,

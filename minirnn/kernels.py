@@ -3,7 +3,7 @@
 Each function takes only arrays and scalars (validation and allocation happen in
 functional.py) and computes exactly what cells.py computes, in place, with no allocation.
 The input projection and the weight gradients are whole-sequence GEMMs (the weight gradients
-window by window, each window's one compiled call into NumPy's BLAS: ``window_grads_``); the
+window by window, each window's one compiled call into NumPy's BLAS: ``window_grads``); the
 rest is the recurrent product h_{t-1} W_hh^T and the fused elementwise work.
 
 The time loops (``*_scan``) are compiled whole and share the step functions (``*_forward_step``,
@@ -851,7 +851,7 @@ def gru_backward_scan(
 def address(A, offset):
     """The address of element ``offset`` (counted in elements) of a C-contiguous A, for a C
     call. Compiled, it is one pointer offset (an intrinsic, _address_overload): views made by
-    reshape and slicing cost ~1.5 s more compile time across window_grads_'s products."""
+    reshape and slicing cost ~1.5 s more compile time across window_grads's products."""
     return A.ctypes.data + offset * A.itemsize
 
 
@@ -877,7 +877,7 @@ _address_overload()
 
 
 @njit
-def window_grads_(gemm, t0, da, un, X, h0, hs, W_xh, ones, dW_xh, dW_hh, dX, db_h, db_hh):
+def window_grads(gemm, t0, da, un, X, h0, hs, W_xh, ones, dW_xh, dW_hh, dX, db_h, db_hh):
     """One backward window's weight gradients and dX (functional._accumulate), steps t0 ..
     t0 + n of the sequence, in one compiled call (a Python call per product cost 10-20 us of
     ctypes and NumPy overhead each, most of a short window's time at B = 1)::
@@ -887,21 +887,23 @@ def window_grads_(gemm, t0, da, un, X, h0, hs, W_xh, ones, dW_xh, dW_hh, dX, db_
     DA = da (n, B, G*H) as (n B, G*H) rows; UA, the hidden-side gradients, is DA, except for
     the GRU (un of n rows, not empty): its last H columns are un's (n, B, H). H_prev are the
     states h_{t-1}: h0 for the sequence's first step, hs before. ones holds at least n B ones;
-    an empty db_h / db_hh is a bias the cell does not have."""
+    an empty db_h / db_hh is a bias the cell does not have. Each product is a row-major CBLAS
+    GEMM on the arrays' memory at an element offset (address)."""
     n, B, GH = da.shape
     I = X.shape[2]
     H = hs.shape[2]
     rows = n * B
     DA, one = address(da, 0), address(ones, 0)
-    x_w, dx_w = address(X, t0 * B * I), address(dX, t0 * B * I)
-    gemm(ROW_MAJOR, TRANS, NO_TRANS, GH, I, rows, 1.0, DA, GH, x_w, I, 1.0, address(dW_xh, 0), I)
+    x_w, dx_w, dw_x = address(X, t0 * B * I), address(dX, t0 * B * I), address(dW_xh, 0)
+    gemm(ROW_MAJOR, TRANS, NO_TRANS, GH, I, rows, 1.0, DA, GH, x_w, I, 1.0, dw_x, I)
     gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, I, GH, 1.0, DA, GH, address(W_xh, 0), I, 0.0, dx_w, I)
     if db_h.size > 0:
         gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, 1, GH, rows, 1.0, one, rows, DA, GH, 1.0, address(db_h, 0), GH)
     split = GH - H if un.shape[0] > 0 else GH  # W_hh's rows that take DA, the rest un
     for part in range(2):
         r0, r1 = (0, split) if part == 0 else (split, GH)
-        if r1 == r0:
+        m = r1 - r0
+        if m == 0:
             continue
         if part == 0:  # UA's first row, its second step's first row, its leading dimension
             UA, UA1, ld = address(da, r0), address(da, r0 + B * GH), GH
@@ -909,55 +911,13 @@ def window_grads_(gemm, t0, da, un, X, h0, hs, W_xh, ones, dW_xh, dW_hh, dX, db_
             UA, UA1, ld = address(un, 0), address(un, B * H), H
         dw = address(dW_hh, r0 * H)
         if t0 > 0:  # the window's h_{t-1} are hs[t0 - 1 : t0 + n - 1], contiguous: one GEMM
-            gemm(
-                ROW_MAJOR,
-                TRANS,
-                NO_TRANS,
-                r1 - r0,
-                H,
-                rows,
-                1.0,
-                UA,
-                ld,
-                address(hs, (t0 - 1) * B * H),
-                H,
-                1.0,
-                dw,
-                H,
-            )
+            h_prev = address(hs, (t0 - 1) * B * H)
+            gemm(ROW_MAJOR, TRANS, NO_TRANS, m, H, rows, 1.0, UA, ld, h_prev, H, 1.0, dw, H)
         else:  # the sequence's first step takes h0, the others hs[0 : n - 1]
-            gemm(ROW_MAJOR, TRANS, NO_TRANS, r1 - r0, H, B, 1.0, UA, ld, address(h0, 0), H, 1.0, dw, H)
+            gemm(ROW_MAJOR, TRANS, NO_TRANS, m, H, B, 1.0, UA, ld, address(h0, 0), H, 1.0, dw, H)
             if n > 1:
-                gemm(
-                    ROW_MAJOR,
-                    TRANS,
-                    NO_TRANS,
-                    r1 - r0,
-                    H,
-                    rows - B,
-                    1.0,
-                    UA1,
-                    ld,
-                    address(hs, 0),
-                    H,
-                    1.0,
-                    dw,
-                    H,
-                )
+                gemm(ROW_MAJOR, TRANS, NO_TRANS, m, H, rows - B, 1.0, UA1, ld, address(hs, 0), H, 1.0, dw, H)
         if db_hh.size > 0:
             gemm(
-                ROW_MAJOR,
-                NO_TRANS,
-                NO_TRANS,
-                1,
-                r1 - r0,
-                rows,
-                1.0,
-                one,
-                rows,
-                UA,
-                ld,
-                1.0,
-                address(db_hh, r0),
-                r1 - r0,
+                ROW_MAJOR, NO_TRANS, NO_TRANS, 1, m, rows, 1.0, one, rows, UA, ld, 1.0, address(db_hh, r0), m
             )

@@ -53,8 +53,8 @@ def test_a_pointer_that_disagrees_is_not_used(fresh, monkeypatch):
         (7, 1, 1, 2, 3, True, 3, 4, False),
     ],
 )
-def test_window_grads_and_projection_equal_numpy(fresh, rng, dtype, case):
-    """kernels.window_grads_ (a backward window's dW_xh, dW_hh, dX and bias sums in one compiled
+def test_window_gradsand_projection_equal_numpy(fresh, rng, dtype, case):
+    """kernels.window_grads (a backward window's dW_xh, dW_hh, dX and bias sums in one compiled
     call through NumPy's GEMM pointer) against NumPy in float64, every operand at its offset in
     the arrays it lives in."""
     from minirnn._jit import kernels
@@ -89,7 +89,7 @@ def test_window_grads_and_projection_equal_numpy(fresh, rng, dtype, case):
         f64["db_h"] += DA.sum(axis=0)
         f64["db_hh"] += UA.sum(axis=0)
     ones = np.ones(n * B + 3, dtype)  # longer than needed, as functional._ones may be
-    kernels().window_grads_(gemm, t0, da, un, X, h0, hs, W, ones, dW_xh, dW_hh, dX, db_h, db_hh)
+    kernels().window_grads(gemm, t0, da, un, X, h0, hs, W, ones, dW_xh, dW_hh, dX, db_h, db_hh)
     tol = 1e-12 if dtype == np.float64 else 1e-4
     got = dict(dW_xh=dW_xh, dW_hh=dW_hh, dX=dX, db_h=db_h, db_hh=db_hh)
     for name, value in got.items():
