@@ -305,7 +305,7 @@ def _accumulate(
     h0: np.ndarray,
     hs: np.ndarray,
     W_xh: np.ndarray,
-    un: np.ndarray | None = None,
+    gates: np.ndarray | None = None,
 ) -> None:
     """Add one window's weight gradients and write its dX, as GEMMs over the window's steps::
 
@@ -313,8 +313,9 @@ def _accumulate(
         db_h += sum da               db_hh += sum ua
 
     da (n, B, G*H) are the input-side pre-activation gradients; h0 is the state before the
-    sequence. The hidden-side ones ua are da, except for the GRU, whose n rows differ: there
-    ``un`` (n, B, H) holds them (da_n r), and the r and z rows are da's (cells.gru_step_backward).
+    sequence. The hidden-side ones ua are da, except for the GRU (``gates``: its forward's
+    (T, B, 3H) r, z, n): there ua's n part is da_n r (cells.gru_step_backward), made in da's
+    place (which the caller's next window overwrites anyway) once dW_xh, dX and db_h are done.
 
     With NumPy's BLAS pointer (and the kernels compiled) all of it is one compiled call,
     kernels.window_grads, accumulating in place with no temporaries: the h_{t-1} of a window
@@ -330,7 +331,7 @@ def _accumulate(
             gemm,
             t0,
             da,
-            un if un is not None else empty.reshape(0, 0, 0),
+            gates[t0:t1] if gates is not None else empty.reshape(0, 0, 0),
             X,
             h0,
             hs,
@@ -349,17 +350,14 @@ def _accumulate(
     if "b_h" in grads:
         grads["b_h"] += DA.sum(axis=0)
     np.matmul(DA, W_xh, out=grads["X"][t0:t1].reshape(n * B, I))
-    if un is None:
-        hidden = [(slice(0, GH), DA)]
+    if gates is not None:
+        DA[:, GH - H :] *= gates[t0:t1].reshape(n * B, GH)[:, :H]
+    if t0 > 0:
+        grads["W_hh"] += DA.T @ hs[t0 - 1 : t1 - 1].reshape(n * B, H)
     else:
-        hidden = [(slice(0, GH - H), DA[:, : GH - H]), (slice(GH - H, GH), un.reshape(n * B, H))]
-    for rows, UA in hidden:
-        if t0 > 0:
-            grads["W_hh"][rows] += UA.T @ hs[t0 - 1 : t1 - 1].reshape(n * B, H)
-        else:
-            grads["W_hh"][rows] += UA[:B].T @ h0 + UA[B:].T @ hs[: t1 - 1].reshape((n - 1) * B, H)
-        if "b_hh" in grads:
-            grads["b_hh"][rows] += UA.sum(axis=0)
+        grads["W_hh"] += DA[:B].T @ h0 + DA[B:].T @ hs[: t1 - 1].reshape((n - 1) * B, H)
+    if "b_hh" in grads:
+        grads["b_hh"] += DA.sum(axis=0)
 
 
 def _check_backward(
@@ -842,23 +840,21 @@ def gru_backward(
         rec = _time_loop(B, 3 * H, H, hs.dtype)
         Wr = W_hh if rec.python_loop else rec.operand(W_hh)
         windows = _windows(T, B)
-        n_max = windows[0][1] - windows[0][0]
-        xbuf = np.empty((n_max, B, 3 * H), dtype=hs.dtype)
-        nbuf = np.empty((n_max, B, H), dtype=hs.dtype)
+        xbuf = np.empty((windows[0][1] - windows[0][0], B, 3 * H), dtype=hs.dtype)
         ua = np.empty((B, 3 * H), dtype=hs.dtype)  # one step's hidden-side gradients
         for t0, t1 in windows:
-            dxa, dun = xbuf[: t1 - t0], nbuf[: t1 - t0]
+            dxa = xbuf[: t1 - t0]
             total = dh_all[t0:t1] if dh_all is not None else None
             h_init = cache.h0 if t0 == 0 else hs[t0 - 1]
-            w = (dhs[t0:t1], hs[t0:t1], h_init, cache.gates[t0:t1], cache.hn[t0:t1], Wr, k, t0, dxa, dun)
+            w = (dhs[t0:t1], hs[t0:t1], h_init, cache.gates[t0:t1], cache.hn[t0:t1], Wr, k, t0, dxa)
             if rec.python_loop:
                 loops.gru_backward(*w, total, dh0, ua)
             else:
-                kept = total if total is not None else dun[:1]
+                kept = total if total is not None else dh0[None]  # not written: keep_dh is False
                 rec.scan(kernels().gru_backward_scan, B, *w, kept, return_dh, dh0, ua)
-            _accumulate(grads, t0, t1, dxa, X, cache.h0, hs, W_xh, dun)
+            _accumulate(grads, t0, t1, dxa, X, cache.h0, hs, W_xh, cache.gates)
     else:
-        dxa, dun = np.empty_like(cache.gates), np.empty_like(hs)
+        dxa = np.empty_like(cache.gates)
         for t in range(T - 1, -1, -1):
             step = cache.step(t)
             dh = dhs[t] + dh0
@@ -866,10 +862,9 @@ def gru_backward(
                 dh_all[t] = dh
             dh0, g = gru_step_backward(dh, step)
             dxa[t] = g["a"]
-            dun[t] = g["u"][:, 2 * H :]
             if k and t > 0 and t % k == 0:
                 dh0 = np.zeros_like(dh0)
-        _accumulate(grads, 0, T, dxa, X, cache.h0, hs, W_xh, dun)
+        _accumulate(grads, 0, T, dxa, X, cache.h0, hs, W_xh, cache.gates)
     grads["h0"] = dh0
     if dh_all is not None:
         grads["dh"] = dh_all

@@ -816,26 +816,21 @@ def gru_forward_scan(gemm, gates, Wr, b_hh, h0, hs, hn, u, b0, b1):
 
 @njit
 def gru_backward_scan(
-    gemm, dhs, hs, h_init, gates, hn, Wr, truncate, offset, dxa, dun, dh_total, keep_dh, carry, ua, b0, b1
+    gemm, dhs, hs, h_init, gates, hn, Wr, truncate, offset, dxa, dh_total, keep_dh, carry, ua, b0, b1
 ):
     """GRU backward time loop (cells.gru_step_backward) over a window, t = T-1 .. 0.
 
-    Writes dxa (T, B, 3H), the input-side pre-activation gradients, and dun (T, B, H), the n
-    part of the hidden-side ones (their r and z parts are dxa's); ua (B, 3H) holds one step's
-    hidden-side gradients for the carry's product. carry enters and leaves as in
-    rnn_backward_scan; h_init is the state before the window. Rows b0:b1 only.
+    Writes dxa (T, B, 3H), the input-side pre-activation gradients (the hidden-side ones differ
+    only in their n part, da_n r: window_grads makes them from dxa and the gates); ua (B, 3H)
+    holds one step's hidden-side gradients for the carry's product. carry enters and leaves as
+    in rnn_backward_scan; h_init is the state before the window. Rows b0:b1 only.
     """
     c, u = carry[b0:b1], ua[b0:b1]
-    H = carry.shape[1]
     for t in range(dhs.shape[0] - 1, -1, -1):
         h_prev = h_init[b0:b1] if t == 0 else hs[t - 1, b0:b1]
         kept = dh_total[t if keep_dh else 0, b0:b1]
         G = gates[t, b0:b1]
         gru_backward_step(dhs[t, b0:b1], c, G, hn[t, b0:b1], h_prev, dxa[t, b0:b1], u, kept, keep_dh)
-        d = dun[t, b0:b1]
-        for b in range(b1 - b0):
-            for j in range(H):
-                d[b, j] = u[b, 2 * H + j]
         s = t + offset
         if truncate > 0 and s > 0 and s % truncate == 0:
             zero(c)
@@ -877,7 +872,7 @@ _address_overload()
 
 
 @njit
-def window_grads(gemm, t0, da, un, X, h0, hs, W_xh, ones, dW_xh, dW_hh, dX, db_h, db_hh):
+def window_grads(gemm, t0, da, gates, X, h0, hs, W_xh, ones, dW_xh, dW_hh, dX, db_h, db_hh):
     """One backward window's weight gradients and dX (functional._accumulate), steps t0 ..
     t0 + n of the sequence, in one compiled call (a Python call per product cost 10-20 us of
     ctypes and NumPy overhead each, most of a short window's time at B = 1)::
@@ -885,10 +880,11 @@ def window_grads(gemm, t0, da, un, X, h0, hs, W_xh, ones, dW_xh, dW_hh, dX, db_h
         dW_xh += DA^T X_w    dX_w = DA W_xh    dW_hh += UA^T H_prev    db_h += 1^T DA    db_hh += 1^T UA
 
     DA = da (n, B, G*H) as (n B, G*H) rows; UA, the hidden-side gradients, is DA, except for
-    the GRU (un of n rows, not empty): its last H columns are un's (n, B, H). H_prev are the
-    states h_{t-1}: h0 for the sequence's first step, hs before. ones holds at least n B ones;
-    an empty db_h / db_hh is a bias the cell does not have. Each product is a row-major CBLAS
-    GEMM on the arrays' memory at an element offset (address)."""
+    the GRU (gates, the window's (n, B, 3H) r, z, n, not empty): there UA's n part is da_n r
+    (cells.gru_step_backward), made in da's place once the input side is done with it. H_prev
+    are the states h_{t-1}: h0 for the sequence's first step, hs before. ones holds at least
+    n B ones; an empty db_h / db_hh is a bias the cell does not have. Each product is a
+    row-major CBLAS GEMM on the arrays' memory at an element offset (address)."""
     n, B, GH = da.shape
     I = X.shape[2]
     H = hs.shape[2]
@@ -899,25 +895,19 @@ def window_grads(gemm, t0, da, un, X, h0, hs, W_xh, ones, dW_xh, dW_hh, dX, db_h
     gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, I, GH, 1.0, DA, GH, address(W_xh, 0), I, 0.0, dx_w, I)
     if db_h.size > 0:
         gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, 1, GH, rows, 1.0, one, rows, DA, GH, 1.0, address(db_h, 0), GH)
-    split = GH - H if un.shape[0] > 0 else GH  # W_hh's rows that take DA, the rest un
-    for part in range(2):
-        r0, r1 = (0, split) if part == 0 else (split, GH)
-        m = r1 - r0
-        if m == 0:
-            continue
-        if part == 0:  # UA's first row, its second step's first row, its leading dimension
-            UA, UA1, ld = address(da, r0), address(da, r0 + B * GH), GH
-        else:
-            UA, UA1, ld = address(un, 0), address(un, B * H), H
-        dw = address(dW_hh, r0 * H)
-        if t0 > 0:  # the window's h_{t-1} are hs[t0 - 1 : t0 + n - 1], contiguous: one GEMM
-            h_prev = address(hs, (t0 - 1) * B * H)
-            gemm(ROW_MAJOR, TRANS, NO_TRANS, m, H, rows, 1.0, UA, ld, h_prev, H, 1.0, dw, H)
-        else:  # the sequence's first step takes h0, the others hs[0 : n - 1]
-            gemm(ROW_MAJOR, TRANS, NO_TRANS, m, H, B, 1.0, UA, ld, address(h0, 0), H, 1.0, dw, H)
-            if n > 1:
-                gemm(ROW_MAJOR, TRANS, NO_TRANS, m, H, rows - B, 1.0, UA1, ld, address(hs, 0), H, 1.0, dw, H)
-        if db_hh.size > 0:
-            gemm(
-                ROW_MAJOR, NO_TRANS, NO_TRANS, 1, m, rows, 1.0, one, rows, UA, ld, 1.0, address(db_hh, r0), m
-            )
+    if gates.shape[0] > 0:  # the GRU: da_n -> da_n r, the hidden side's n part
+        for i in range(n):
+            for b in range(B):
+                for j in range(H):
+                    da[i, b, GH - H + j] *= gates[i, b, j]
+    dw = address(dW_hh, 0)
+    if t0 > 0:  # the window's h_{t-1} are hs[t0 - 1 : t0 + n - 1], contiguous: one GEMM
+        h_prev = address(hs, (t0 - 1) * B * H)
+        gemm(ROW_MAJOR, TRANS, NO_TRANS, GH, H, rows, 1.0, DA, GH, h_prev, H, 1.0, dw, H)
+    else:  # the sequence's first step takes h0, the others hs[0 : n - 1]
+        gemm(ROW_MAJOR, TRANS, NO_TRANS, GH, H, B, 1.0, DA, GH, address(h0, 0), H, 1.0, dw, H)
+        if n > 1:
+            DA1, hs0 = address(da, B * GH), address(hs, 0)
+            gemm(ROW_MAJOR, TRANS, NO_TRANS, GH, H, rows - B, 1.0, DA1, GH, hs0, H, 1.0, dw, H)
+    if db_hh.size > 0:
+        gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, 1, GH, rows, 1.0, one, rows, DA, GH, 1.0, address(db_hh, 0), GH)

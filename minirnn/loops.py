@@ -146,7 +146,6 @@ def gru_backward(
     truncate: int,
     offset: int,
     dxa: np.ndarray,
-    dun: np.ndarray,
     dh_total: np.ndarray | None,
     carry: np.ndarray,
     ua: np.ndarray,
@@ -155,12 +154,10 @@ def gru_backward(
     step = kernels().gru_backward_step
     keep = dh_total is not None
     tmp = np.empty_like(carry)
-    H = carry.shape[1]
     for t in range(dhs.shape[0] - 1, -1, -1):
         h_prev = h_init if t == 0 else hs[t - 1]
         total_t = dh_total[t] if dh_total is not None else carry
         step(dhs[t], carry, gates[t], hn[t], h_prev, dxa[t], ua, total_t, keep)
-        dun[t] = ua[:, 2 * H :]
         s = t + offset
         if truncate > 0 and s > 0 and s % truncate == 0:
             carry[...] = 0

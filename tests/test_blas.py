@@ -44,16 +44,16 @@ def test_a_pointer_that_disagrees_is_not_used(fresh, monkeypatch):
 @pytest.mark.parametrize(
     "case",
     [
-        # (T, B, I, H, gates, GRU's un, t0, n, biases)
+        # (T, B, I, H, gates, GRU, t0, n, biases)
         (10, 3, 5, 4, 1, False, 4, 3, True),  # a window after the first: h_{t-1} from hs
         (10, 3, 5, 4, 4, False, 0, 3, True),  # the first window: h0 for its first step
-        (10, 3, 5, 4, 3, True, 2, 5, True),  # GRU: W_hh's n rows from un
+        (10, 3, 5, 4, 3, True, 2, 5, True),  # GRU: W_hh's n rows take da_n r
         (10, 3, 5, 4, 3, True, 0, 1, True),  # a one-step first window
         (6, 2, 3, 4, 1, False, 0, 6, False),  # the whole sequence, no biases
         (7, 1, 1, 2, 3, True, 3, 4, False),
     ],
 )
-def test_window_gradsand_projection_equal_numpy(fresh, rng, dtype, case):
+def test_window_grads_equal_numpy(fresh, rng, dtype, case):
     """kernels.window_grads (a backward window's dW_xh, dW_hh, dX and bias sums in one compiled
     call through NumPy's GEMM pointer) against NumPy in float64, every operand at its offset in
     the arrays it lives in."""
@@ -70,7 +70,7 @@ def test_window_gradsand_projection_equal_numpy(fresh, rng, dtype, case):
 
     X, hs, h0, W = arr(T, B, I), arr(T, B, H), arr(B, H), arr(GH, I)
     da = arr(n, B, GH)
-    un = arr(n, B, H) if gru else np.empty((0, 0, 0), dtype)
+    gates = arr(n, B, GH) if gru else np.empty((0, 0, 0), dtype)  # r is a GRU's first H
     dW_xh, dW_hh, dX = arr(GH, I), arr(GH, H), arr(T, B, I)
     db_h, db_hh = (arr(GH), arr(GH)) if biases else (np.empty(0, dtype), np.empty(0, dtype))
     f64 = {
@@ -80,7 +80,7 @@ def test_window_gradsand_projection_equal_numpy(fresh, rng, dtype, case):
     DA = da.reshape(n * B, GH).astype(np.float64)
     UA = DA.copy()
     if gru:
-        UA[:, GH - H :] = un.reshape(n * B, H)
+        UA[:, GH - H :] *= gates.reshape(n * B, GH)[:, :H]
     h_prev = np.concatenate([h0[None], hs])[t0 : t0 + n].reshape(n * B, H).astype(np.float64)
     f64["dW_xh"] += DA.T @ X[t0 : t0 + n].reshape(n * B, I)
     f64["dX"][t0 : t0 + n] = (DA @ W).reshape(n, B, I)
@@ -89,7 +89,7 @@ def test_window_gradsand_projection_equal_numpy(fresh, rng, dtype, case):
         f64["db_h"] += DA.sum(axis=0)
         f64["db_hh"] += UA.sum(axis=0)
     ones = np.ones(n * B + 3, dtype)  # longer than needed, as functional._ones may be
-    kernels().window_grads(gemm, t0, da, un, X, h0, hs, W, ones, dW_xh, dW_hh, dX, db_h, db_hh)
+    kernels().window_grads(gemm, t0, da, gates, X, h0, hs, W, ones, dW_xh, dW_hh, dX, db_h, db_hh)
     tol = 1e-12 if dtype == np.float64 else 1e-4
     got = dict(dW_xh=dW_xh, dW_hh=dW_hh, dX=dX, db_h=db_h, db_hh=db_hh)
     for name, value in got.items():
