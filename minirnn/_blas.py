@@ -5,7 +5,7 @@ loop (kernels.*_scan with a ``gemm`` argument) costs ~1 us per step, against sev
 Python loop that calls ``np.matmul`` and then the compiled step (loops.py). Each backward
 window's weight-gradient GEMMs are one compiled call through it too (kernels.window_grads):
 a ctypes call from Python costs 10-20 us (its argument conversion and three ``ndarray.ctypes``
-lookups), and a window makes 4-7 products, most of a short window's time. It must be NumPy's
+lookups), and a window makes 3-6 products, most of a short window's time. It must be NumPy's
 own library: numba's ``np.dot`` goes to the OpenBLAS bundled with SciPy, a second library with
 a second thread pool that fights NumPy's for the cores (2-3x slower large shapes, measured).
 

@@ -258,12 +258,13 @@ def _windows(T: int, B: int) -> list[tuple[int, int]]:
     Windows of about WINDOW_ROWS rows; for long sequences of few rows at most a quarter of the
     sequence (but not below 256 steps), so that the window's buffer stays small beside the
     states (1.3x instead of 2x the results at (T, B) = (1000, 1), for 5% more time; on short
-    sequences a window more would cost a third more time for a few kB). A remainder of less
+    sequences a window more costs 4-13% more time at (100, 1, 32, 64), its scan's and
+    kernels.window_grads's calls, for a few kB). A remainder of less
     than a quarter window is spread over the others, which then differ by a step at most (at
     (T, B) = (100, 32): 34, 33 and 33 steps instead of 32, 32, 32 and 4, a 5-7% faster gated
     backward): a small window's GEMMs and calls cost nearly what a full one's do. A larger
-    remainder keeps its own window: spreading it changed which products take a temporary at
-    B = 1, 17% slower there."""
+    remainder keeps its own window: spreading it was 17% slower at B = 1 (measured when a
+    window's small products took NumPy temporaries; not measured again since)."""
     C = max(1, min(WINDOW_ROWS // B, max(256, -(-T // 4))))
     if T > C and 0 < 4 * (T % C) < C:
         n = T // C

@@ -413,7 +413,7 @@ def product2_(gemm, A, M, out):
     * gemm NumPy's cblas_?gemm (a ctypes pointer from _blas.py): M is R transposed (N, K), passed
       as a transposed operand: OpenBLAS ran these per-step shapes 10-30% faster that way in
       float64 (B = 16-128, in the scan, same run) and level in float32; or, where K != N and M
-      is (K, N), R itself, untransposed (the float32 gated backward, functional._operand).
+      is (K, N), R itself, untransposed (the float32 gated backward, functional.Recurrence.operand).
 
     numba compiles one version per type of gemm; with None the BLAS branch is pruned away. It
     always accumulates (callers that overwrite zero ``out`` first, a B x N pass beside a B x N x K
@@ -424,10 +424,11 @@ def product2_(gemm, A, M, out):
     else:
         B, K = A.shape
         N = out.shape[1]
-        if K != N and M.shape[0] == K:  # R itself (K, N): see functional._operand
-            gemm(101, 111, 111, B, N, K, 1.0, A.ctypes.data, K, M.ctypes.data, N, 1.0, out.ctypes.data, N)
+        a, m, o = A.ctypes.data, M.ctypes.data, out.ctypes.data
+        if K != N and M.shape[0] == K:  # R itself (K, N): see functional.Recurrence.operand
+            gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, B, N, K, 1.0, a, K, m, N, 1.0, o, N)
         else:
-            gemm(101, 111, 112, B, N, K, 1.0, A.ctypes.data, K, M.ctypes.data, K, 1.0, out.ctypes.data, N)
+            gemm(ROW_MAJOR, NO_TRANS, TRANS, B, N, K, 1.0, a, K, m, K, 1.0, o, N)
 
 
 def _tile_overloads() -> None:
