@@ -313,18 +313,21 @@ def jax_contender(model, X, G):
 # What a cell's backward pass needs from its forward besides h, per (step, row, unit): the LSTM
 # its four gates, c and tanh(c); the GRU its three gates and h_{t-1} W_hn^T + b_hn.
 SAVED_PER_UNIT = {"rnn": 0, "lstm": 6, "gru": 4}
+# The state gradients BPTT returns, per (row, unit): dL/dh0, and dL/dc0 for the LSTM.
+STATE_GRADS = {"rnn": 1, "lstm": 2, "gru": 1}
 
 
 def memory_ratio(model, X, G) -> dict:
     """Peak bytes (tracemalloc) of our forward + full BPTT against the arrays the result must
-    hold anyway: the hidden states, dX and the weight gradients (X is the caller's); and
-    against those plus the activations the cell's backward needs (SAVED_PER_UNIT)."""
+    hold anyway: the hidden states and every gradient the call returns (dX, the weight
+    gradients, dh0 and the LSTM's dc0; X is the caller's); and against those plus the
+    activations the cell's backward needs (SAVED_PER_UNIT)."""
     run = ours(model, X, G)
     run()
     peak = peak_bytes(run)
     T, B, I = X.shape
     H, size = model.hidden_size, X.dtype.itemsize
-    must = (T * B * H + T * B * I + model.num_params) * size
+    must = (T * B * H + T * B * I + model.num_params + STATE_GRADS[model.cell] * B * H) * size
     saved = SAVED_PER_UNIT[model.cell] * T * B * H * size
     return {
         "peak_bytes": peak,
@@ -652,8 +655,8 @@ def markdown_table(result: dict) -> str:
             f"timed up to {1 + RETRIES} times): read with care."
         )
     lines.append(
-        "Peak memory is tracemalloc's peak over one forward + BPTT against the hidden states, dX and the "
-        "weight gradients, and in brackets against those plus what the cell's backward needs from its "
+        "Peak memory is tracemalloc's peak over one forward + BPTT against the hidden states and the "
+        "gradients it returns (dX, the weights', dh0 and the LSTM's dc0), and in brackets against those plus what the cell's backward needs from its "
         "forward (LSTM: gates, c, tanh c; GRU: gates and the hidden-side candidate term)."
     )
     for r in result.get("truncation", []):
