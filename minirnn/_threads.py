@@ -8,7 +8,7 @@ part runs on one core while the other waits): forwards 5-40% faster, gated backw
 B = 32-128, float32 and float64 (AMD EPYC Zen 3, 2 cores). With BLAS's GEMMs the vanilla
 backward, with little elementwise work per step, is 2-11% slower in blocks and stays one loop;
 with the tiled product (kernels.tiles_acc, no BLAS inside the loop) every scan runs in blocks
-once a block's step is large enough (functional.TILE_BLOCK_MIN_MACS).
+(of at least functional.TILE_MIN_ROWS rows).
 
 The blocks run on OpenBLAS's own thread pool (``gotoblas_pthread``), not on threads of ours:
 OpenBLAS's idle workers spin for ~0.1 s after each call, and a spinning worker on a core
@@ -17,10 +17,12 @@ one thread, so that the GEMMs inside the blocks stay on their own thread (a work
 wait for itself), and set back afterwards. That is process-wide state: other threads calling
 BLAS during a scan get one thread for that time; our own calls take a lock around it.
 
-Each block's Python callback takes the GIL at its start and end: beside another Python thread
-that holds the GIL for long stretches, every such handoff can wait for the interpreter's switch
-interval (5 ms), and a small forward + backward ran 3.5x slower in blocks than in one loop (whose
-compiled loop never needs the GIL). MINIRNN_THREADS=0 is the switch for such programs.
+A compiled kernel's blocks run from C, with no Python and no GIL (_native.py). Run as Python
+callbacks instead (the fallback, and any other function), each block takes the GIL at its start
+and end: the blocks' starts queue behind each other (100-270 us a call), and beside another
+Python thread that holds the GIL for long stretches every such handoff can wait for the
+interpreter's switch interval (5 ms: a small forward + backward ran 3.5x slower in blocks than
+in one loop). MINIRNN_THREADS=0 is the switch for such programs there.
 
 Used only where it is safe and known: NumPy's OpenBLAS (the library _blas.py finds) built
 with pthreads, a pool of at least as many threads as blocks, and the thread count not limited
@@ -36,11 +38,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import _blas
+from . import _blas, _native
 from ._jit import switched_on
 
 # Each block at least this many rows by default (the BLAS path: smaller GEMMs lose more to the
-# split than it saves); the tiled path asks for its own (functional.TILE_BLOCK_MIN_MACS).
+# split than it saves); the tiled path asks for its own (functional.TILE_MIN_ROWS).
 MIN_ROWS = 16
 _CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 _lock = threading.Lock()
@@ -99,36 +101,46 @@ def blocks(B: int, min_rows: int | None = None) -> int:
     return max(1, min(int(get()), int(pool.value), B // min_rows))
 
 
-def by_rows(B: int, scan: Callable[[int, int], None], min_rows: int | None = None) -> None:
-    """scan(b0, b1) over blocks of rows covering 0..B, each on its own OpenBLAS thread (one
-    block, on the calling thread, where blocks(B) is 1). ``scan`` must release the GIL (the
+def by_rows(B: int, kernel: Callable[..., None], args: tuple, min_rows: int | None = None) -> None:
+    """kernel(*args, b0, b1) over blocks of rows b0:b1 covering 0..B, each on its own OpenBLAS
+    thread (one block, on the calling thread, where blocks(B) is 1). A compiled kernel runs from
+    C (_native.entry); anything else as a Python callback, which must release the GIL (the
     kernels are nogil) for the blocks to run at the same time."""
     n = blocks(B, min_rows)
     if n == 1:
-        scan(0, B)
+        kernel(*args, 0, B)
         return
     get, set_, run, _pool = _load()
     bounds = [B * i // n for i in range(n + 1)]
-    ids = (ctypes.c_int64 * n)(*range(n))
     errors: list[BaseException] = []
+    native = _native.entry(kernel, args)
+    if native is not None:
+        function, words = native
+        width = len(words) + 2  # each block's words end with its b0, b1
+        records = (ctypes.c_int64 * (n * width))()
+        for i in range(n):
+            records[i * width : (i + 1) * width] = [*words, bounds[i], bounds[i + 1]]
+        callback, data, stride = ctypes.cast(function, _CALLBACK), records, width * 8
+    else:
 
-    def block(address: int) -> None:
-        i = ctypes.c_int64.from_address(address).value
-        try:
-            scan(bounds[i], bounds[i + 1])
-        except BaseException as e:  # a ctypes callback would print and drop it
-            errors.append(e)
+        def block(address: int) -> None:
+            i = ctypes.c_int64.from_address(address).value
+            try:
+                kernel(*args, bounds[i], bounds[i + 1])
+            except BaseException as e:  # a ctypes callback would print and drop it
+                errors.append(e)
 
-    callback = _CALLBACK(block)
-    # The worker's block needs the GIL (a ctypes callback). A thread that holds the GIL inside a
-    # threaded OpenBLAS call (NumPy keeps it for products of under 500 elements) would wait for
-    # that busy worker while the worker waits for the GIL. Setting one thread with the GIL held
-    # rules it out: such a call either ended before, or starts after and reads one thread.
+        callback, data, stride = _CALLBACK(block), (ctypes.c_int64 * n)(*range(n)), 8
+    # A Python block needs the GIL on the worker. A thread that holds the GIL inside a threaded
+    # OpenBLAS call (NumPy keeps it for products of under 500 elements) would wait for that busy
+    # worker while the worker waits for the GIL. Setting one thread with the GIL held rules it
+    # out: such a call either ended before, or starts after and reads one thread. (Either kind
+    # of block needs the one thread anyway: its GEMMs must not wait for the busy workers.)
     with _lock:
         before = int(get())
         set_(1)
         try:
-            run(n, callback, ctypes.addressof(ids), ctypes.sizeof(ctypes.c_int64))
+            run(n, callback, ctypes.addressof(data), stride)
         finally:
             set_(before)
     if errors:

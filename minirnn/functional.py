@@ -49,11 +49,12 @@ from .cells import (
 TILE_MIN_ROWS = 4
 TILE_MIN_ROW_MACS = 4_096
 TILE_SMALL_MIN_MACS = 16_384
-# The tiled product runs in blocks of rows on OpenBLAS's threads (_threads.py) when each block's
-# step has at least this many multiply-adds (by itemsize), else in one loop: blocks at B = 8-24
-# were 10-30% faster from there, and up to 1.3-1.6x slower at a few thousand (their start costs
-# ~50 us a call).
-TILE_BLOCK_MIN_MACS = {4: 65_536, 8: 32_768}
+# The tiled product runs in blocks of at least TILE_MIN_ROWS rows on OpenBLAS's threads
+# (_threads.py) wherever there are rows for two: with blocks started from C (_native.py), even
+# the smallest tiled steps pay (4 rows of 4,096 multiply-adds a block): forward + BPTT at
+# T = 100, B = 8-16 level to 22% faster in blocks than in one loop (LSTM (8, 16, 32) 10%,
+# (8, 32, 64) 22%; vanilla (8, 32, 64) 2-4%), float32 and float64. As Python callbacks (the
+# fallback, ~100 us more a call) blocks of a few thousand were up to 1.3-1.6x slower.
 
 # Without tiles (AVX-512, MINIRNN_TILES=0, one row, narrow steps), measured on the benchmark
 # machines:
@@ -121,16 +122,15 @@ class Recurrence:
         """scan(gemm, *args, b0, b1), a compiled time loop, over all B rows: in blocks of rows
         on OpenBLAS's threads where block_rows allows (_threads.py), else in one."""
         if self.block_rows:
-            _threads.by_rows(B, lambda b0, b1: scan(self.gemm, *args, b0, b1), self.block_rows)
+            _threads.by_rows(B, scan, (self.gemm, *args), self.block_rows)
         else:
             scan(self.gemm, *args, 0, B)
 
 
 def _time_loop(B: int, GH: int, H: int, dtype: np.dtype) -> Recurrence:
     """The recurrence of B rows, GH gate pre-activations and H units: the tiled product from
-    TILE_MIN_ROWS rows (from 2 for wide steps, not for narrow ones; in blocks of rows for large
-    enough steps);
-    else small steps run the compiled scans with the hand-written product, large steps the
+    TILE_MIN_ROWS rows (from 2 for wide steps, not for narrow ones; in blocks of rows where there
+    are enough); else small steps run the compiled scans with the hand-written product, large steps the
     compiled scans calling NumPy's BLAS through a pointer (_blas.py, in blocks of
     _threads.MIN_ROWS rows), or, where that pointer is unavailable, loops.py's Python loop
     around np.matmul. All give the same numbers to rounding (tests/test_kernels.py)."""
@@ -140,8 +140,7 @@ def _time_loop(B: int, GH: int, H: int, dtype: np.dtype) -> Recurrence:
         B >= 2 and per_row >= TILE_SMALL_MIN_MACS
     )
     if wide and tiles_enabled():
-        least = TILE_BLOCK_MIN_MACS.get(itemsize, TILE_BLOCK_MIN_MACS[8])
-        return Recurrence(tiled=True, block_rows=max(TILE_MIN_ROWS, -(-least // per_row)))
+        return Recurrence(tiled=True, block_rows=TILE_MIN_ROWS)
     if not use_stepped(B, GH, H, itemsize):
         return Recurrence()
     gemm = _blas.gemm(dtype)
@@ -238,11 +237,13 @@ def _input_projection(X: np.ndarray, W_xh: np.ndarray, b: np.ndarray | None) -> 
     return xa
 
 
-# The backward pass walks the sequence in windows of about this many (time x batch) rows: the
+# The backward pass walks the sequence in windows of at most this many (time x batch) rows (and
+# at most a quarter of the sequence, not under MIN_WINDOW_ROWS rows: _windows): the
 # pre-activation gradients of one window are all it holds besides its outputs, so the memory
 # stays near what the gradients themselves need, while each window's weight-gradient GEMMs
 # (rows x H by rows x I) stay large enough to run at BLAS speed.
 WINDOW_ROWS = 1024
+MIN_WINDOW_ROWS = 256
 
 
 def window_steps(T: int, B: int) -> int:
@@ -255,17 +256,20 @@ def _windows(T: int, B: int) -> list[tuple[int, int]]:
     """(t0, t1) windows covering 0..T, last first (the order BPTT walks them), the first the
     longest.
 
-    Windows of about WINDOW_ROWS rows; for long sequences of few rows at most a quarter of the
-    sequence (but not below 256 steps), so that the window's buffer stays small beside the
-    states (1.3x instead of 2x the results at (T, B) = (1000, 1), for 5% more time; on short
-    sequences a window more costs 4-13% more time at (100, 1, 32, 64), its scan's and
-    kernels.window_grads's calls, for a few kB). A remainder of less
-    than a quarter window is spread over the others, which then differ by a step at most (at
-    (T, B) = (100, 32): 34, 33 and 33 steps instead of 32, 32, 32 and 4, a 5-7% faster gated
-    backward): a small window's GEMMs and calls cost nearly what a full one's do. A larger
-    remainder keeps its own window: spreading it was 17% slower at B = 1 (measured when a
-    window's small products took NumPy temporaries; not measured again since)."""
-    C = max(1, min(WINDOW_ROWS // B, max(256, -(-T // 4))))
+    Windows of at most WINDOW_ROWS rows and at most a quarter of the sequence, but not under
+    MIN_WINDOW_ROWS rows: the window's buffer stays small beside the states (at (T, B) =
+    (100, 32): 1.24x the results instead of 1.31x with 34-step windows; (1000, 1): 1.3x instead
+    of 2x), while a window's fixed costs (its scan's start, ~50 us with blocks of rows, and
+    kernels.window_grads's call) stay small beside its work: a window more cost 1-2% at
+    (100, 32, 32, 128) for the vanilla cell (level for the gated ones) and 2-8% at B = 8-16,
+    where peak memory went from 1.5-1.8x to 1.26-1.36x; at B = 1, 4-13% at (100, 1, 32, 64),
+    for a few kB, so short sequences of few rows keep one window. A remainder of less than a
+    quarter window is spread over the others, which then differ by a step at most (5-7% faster
+    gated backwards than a last window of a few steps): a small window's GEMMs and calls cost
+    nearly what a full one's do. A larger remainder keeps its own window: spreading it was 17%
+    slower at B = 1 (measured when a window's small products took NumPy temporaries; not
+    measured again since)."""
+    C = max(1, min(WINDOW_ROWS // B, max(MIN_WINDOW_ROWS // B, -(-T // 4))))
     if T > C and 0 < 4 * (T % C) < C:
         n = T // C
         bounds = [T * i // n for i in range(n + 1)]

@@ -135,18 +135,21 @@ def test_single_step_and_single_unit(path):
 
 def test_backward_windows_cover_the_sequence_with_no_small_remainder():
     """functional._windows: contiguous, last first, the first the longest (buffers are sized by
-    it); a remainder under a quarter window is spread over the others, a larger one kept."""
+    it), at most a quarter of the sequence unless under MIN_WINDOW_ROWS rows; a remainder under a
+    quarter window is spread over the others, a larger one kept."""
     from minirnn import functional
 
-    assert functional.WINDOW_ROWS == 1024
-    assert functional._windows(100, 32) == [(66, 100), (33, 66), (0, 33)]  # not 32, 32, 32, 4
+    assert functional.WINDOW_ROWS == 1024 and functional.MIN_WINDOW_ROWS == 256
+    assert functional._windows(100, 32) == [(75, 100), (50, 75), (25, 50), (0, 25)]  # a quarter
+    assert functional._windows(100, 8) == [(66, 100), (33, 66), (0, 33)]  # not 32, 32, 32, 4
+    assert functional._windows(100, 4) == [(36, 100), (0, 36)]  # 64 steps: 256 rows at least
     assert functional.window_steps(200, 64) == 16  # remainder 8 of 16: its own window
     assert functional._windows(1000, 1) == [(744, 1000), (488, 744), (232, 488), (0, 232)]
     assert functional.window_steps(50, 1) == 50
     for T in range(1, 300, 7):
         for B in (1, 3, 32, 64, 128, 1000):
             w = functional._windows(T, B)
-            plain = max(1, min(1024 // B, max(256, -(-T // 4))))
+            plain = max(1, min(1024 // B, max(256 // B, -(-T // 4))))
             assert w[0][1] == T and w[-1][0] == 0
             assert all(a[0] == b[1] for a, b in itertools.pairwise(w))
             assert max(t1 - t0 for t0, t1 in w) == w[0][1] - w[0][0] == functional.window_steps(T, B)

@@ -109,11 +109,10 @@ def test_tiles_from_four_rows_in_blocks_for_large_steps(monkeypatch):
     assert functional._time_loop(2, 512, 128, f64).tiled  # from 2 for wide steps
     assert not functional._time_loop(3, 128, 64, f64).tiled  # 8,192 multiply-adds a row
     assert not functional._time_loop(1, 512, 128, f64).tiled  # one row: hand-written
-    # blocks of rows once a block's step has TILE_BLOCK_MIN_MACS (by itemsize) multiply-adds
-    assert functional._time_loop(8, 4 * 32, 32, f64).block_rows == 8  # 32,768 / 4,096
-    assert functional._time_loop(8, 4 * 128, 128, f64).block_rows == 4
-    assert functional._time_loop(8, 128, 128, f32).block_rows == 4
-    assert functional._time_loop(8, 64, 64, f32).block_rows == 16  # 65,536 / 4,096
+    # in blocks of at least TILE_MIN_ROWS rows, whatever the step
+    assert functional._time_loop(8, 4 * 32, 32, f64).block_rows == functional.TILE_MIN_ROWS == 4
+    assert functional._time_loop(2, 512, 128, f32).block_rows == 4  # too few rows for two blocks
+    assert functional._time_loop(8, 64, 64, f32).block_rows == 4
     monkeypatch.setattr(functional, "avx512", lambda: True)  # unmeasured there: as before
     monkeypatch.delenv("MINIRNN_TILES")
     assert not functional._time_loop(64, 256, 256, f64).tiled

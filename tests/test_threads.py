@@ -40,7 +40,7 @@ def test_by_rows_covers_every_row_once_and_restores_the_thread_count(monkeypatch
     get = _threads._load()[0]
     before = int(get())
     seen, counts = [], []
-    _threads.by_rows(45, lambda b0, b1: (seen.append((b0, b1)), counts.append(int(get()))))
+    _threads.by_rows(45, lambda b0, b1: (seen.append((b0, b1)), counts.append(int(get()))), ())
     assert sorted(seen) == [(0, 22), (22, 45)]
     assert counts == [1, 1]  # OpenBLAS on one thread inside the blocks
     assert int(get()) == before
@@ -57,7 +57,7 @@ def test_an_error_in_a_block_is_raised_in_the_caller(monkeypatch):
             raise ValueError(f"rows {b0}:{b1}")
 
     with pytest.raises(ValueError, match="rows 20:40"):
-        _threads.by_rows(40, scan)
+        _threads.by_rows(40, scan, ())
     assert int(get()) == before
 
 
@@ -70,7 +70,6 @@ def test_blocks_of_rows_give_the_one_loop_numbers(monkeypatch, rng, cell, loop):
     use_loop(monkeypatch, loop)
     monkeypatch.setattr(_threads, "MIN_ROWS", 2)
     monkeypatch.setattr(functional, "TILE_MIN_ROWS", 2)
-    monkeypatch.setattr(functional, "TILE_BLOCK_MIN_MACS", {4: 1, 8: 1})
     monkeypatch.setattr(functional, "WINDOW_ROWS", 14)
     G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
     X = rng.standard_normal((6, 7, 4))

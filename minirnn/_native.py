@@ -1,0 +1,195 @@
+"""A compiled kernel's call as a C function of one pointer, for OpenBLAS's threads to run
+without Python (_threads.by_rows).
+
+A block of rows run as a Python callback on an OpenBLAS thread takes the GIL at its start and
+its end, so the blocks' starts queue behind each other: 100-270 us a call beyond the longer
+block, 3-8% of forward + BPTT at (T, B) = (100, 32) and 1.4-3% at (200, 64) (AMD EPYC Zen 3,
+2 cores). From C, a backward window's call at (100, 32, 32, 128) took ~70 us less (this
+module's Python part ~6 us of it); forward + BPTT 2-13% faster at B = 8-32 and level from
+B = 64, with the same bits; beside another Python thread that keeps the GIL, 3.2x faster
+(LSTM (50, 32, 16, 64): 24.7 ms against 78.7 as callbacks, 28 in one loop).
+
+numba compiles, beside every kernel's Python entry, a C entry (its "cfunc wrapper") taking the
+kernel's arguments by value: an array as numba's struct (meminfo, parent, nitems, itemsize,
+data, shape, strides), an integer or a flag as such. For one signature, ``entry`` builds with
+llvmlite, once per process (10-35 ms, not cached on disk), a small C function
+``f(int64_t *words)`` that calls that C entry with the arguments ``words`` describe: the C
+entry's address, then per argument a word: an array's object address (f reads its data,
+dimensions and strides from NumPy's ndarray struct, whose offsets _ndarray_fields checks once),
+an integer, a flag, a function pointer; then b0 and b1. The arrays go with no meminfo and no
+parent: numba's reference counting skips null pointers, and the kernels never hand an array
+back to Python; the caller keeps them alive. No Python and no GIL run in a block, and the call
+has the LLVM types numba gave the C entry, so no calling convention is assumed. Where any of it
+is missing (numba's jit off, a kernel not compiled yet for these types, an argument of another
+kind, another numba or NumPy layout), ``entry`` returns None and the caller runs the blocks as
+Python callbacks.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import itertools
+from typing import Any
+
+_ARRAY, _INT, _NONE, _POINTER = range(4)
+_entries: dict[Any, Any] = {}  # (kernel, argument fingerprints) -> (function, C entry, kinds) or None
+_names = itertools.count()
+_pointers: dict[int, tuple[Any, int]] = {}  # id -> (ctypes function pointer, its address)
+
+
+def entry(kernel: Any, args: tuple) -> tuple[int, list[int]] | None:
+    """(address of f, words) such that f on ``words + [b0, b1]`` runs ``kernel(*args, b0, b1)``
+    (b0, b1 the last two arguments, integers); None where that is not available."""
+    overloads = getattr(kernel, "overloads", None)
+    if overloads is None:  # a plain Python function (NUMBA_DISABLE_JIT=1)
+        return None
+    from numba._dispatcher import compute_fingerprint
+
+    try:
+        key = (kernel, *(compute_fingerprint(a) for a in args))
+    except Exception:
+        return None
+    found = _entries.get(key, False)
+    if found is False:
+        found = _build(kernel, args)
+        if found is None and _compiled(kernel, args) is None:
+            return None  # not compiled yet: try again once the Python call has compiled it
+        _entries[key] = found
+    if found is None:
+        return None
+    function, c_entry, kinds = found
+    words = [c_entry]
+    for kind, a in zip(kinds, args, strict=True):
+        if kind == _ARRAY:
+            words.append(id(a))  # f reads data, shape and strides from the ndarray itself
+        elif kind == _INT:
+            words.append(int(a))
+        elif kind == _NONE:
+            words.append(0)
+        else:
+            known = _pointers.get(id(a))
+            if known is None or known[0] is not a:
+                known = _pointers[id(a)] = (a, ctypes.cast(a, ctypes.c_void_p).value or 0)
+            words.append(known[1])
+    return function, words
+
+
+def _compiled(kernel: Any, args: tuple) -> Any:
+    from numba.core import types
+
+    sig = (*(kernel.typeof_pyval(a) for a in args), types.int64, types.int64)
+    return kernel.overloads.get(sig)
+
+
+def _build(kernel: Any, args: tuple) -> tuple[int, int, list[int]] | None:
+    try:
+        cres = _compiled(kernel, args)
+        if cres is None:
+            return None
+        return _trampoline(cres)
+    except Exception:  # anything numba or llvmlite do not offer as expected: Python blocks
+        return None
+
+
+def _trampoline(cres: Any) -> tuple[int, int, list[int]] | None:
+    from llvmlite import ir
+    from numba.core import cgutils, types
+    from numba.core.compiler_lock import global_compiler_lock
+
+    layout = _ndarray_fields()
+    if layout is None:
+        return None
+    ctx, fndesc = cres.target_context, cres.fndesc
+    argtys = list(fndesc.argtypes)
+    c_entry = cres.library.get_pointer_to_function(fndesc.llvm_cfunc_wrapper_name)
+    if not c_entry or argtys[-2:] != [types.int64, types.int64]:
+        return None
+    ll_args = [ctx.get_value_type(t) for t in argtys]
+    callee = ir.FunctionType(ctx.get_value_type(fndesc.restype), ll_args)
+    i64 = ir.IntType(64)
+    bytes_pp, i64_pp = ir.IntType(8).as_pointer().as_pointer(), i64.as_pointer().as_pointer()
+    kinds: list[int] = []
+    with global_compiler_lock:
+        name = f"minirnn_block_{next(_names)}"
+        lib = ctx.codegen().create_library(name)
+        module = lib.create_ir_module(name)
+        fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [i64.as_pointer()]), name=name)
+        b = ir.IRBuilder(fn.append_basic_block())
+        words = fn.args[0]
+        at = itertools.count(1)
+
+        def word() -> Any:
+            return b.load(b.gep(words, [ir.Constant(i64, next(at))]))
+
+        values = []
+        for i, (t, llt) in enumerate(zip(argtys, ll_args, strict=True)):
+            if isinstance(t, types.Array):
+                obj = word()  # the ndarray's address: its data, dimensions and strides fields
+                data, dims, strides = (
+                    b.load(b.inttoptr(b.add(obj, ir.Constant(i64, o)), p))
+                    for o, p in zip(layout, (bytes_pp, i64_pp, i64_pp), strict=True)
+                )
+                shape = [b.load(b.gep(dims, [ir.Constant(i64, d)])) for d in range(t.ndim)]
+                steps = [b.load(b.gep(strides, [ir.Constant(i64, d)])) for d in range(t.ndim)]
+                model = ctx.data_model_manager[t]
+                fields = {
+                    "nitems": functools.reduce(b.mul, shape, ir.Constant(i64, 1)),
+                    "itemsize": ir.Constant(i64, ctx.get_abi_sizeof(ctx.get_data_type(t.dtype))),
+                    "data": b.bitcast(data, llt.elements[model.get_field_position("data")]),
+                }
+                v = cgutils.get_null_value(llt)  # meminfo and parent stay null
+                for field, value in fields.items():
+                    v = b.insert_value(v, value, model.get_field_position(field))
+                for field, items in (("shape", shape), ("strides", steps)):
+                    for d, value in enumerate(items):
+                        v = b.insert_value(v, value, [model.get_field_position(field), d])
+                values.append(v)
+                kind = _ARRAY
+            elif isinstance(t, types.Integer | types.Boolean) and isinstance(llt, ir.IntType):
+                v = word()
+                values.append(b.trunc(v, llt) if llt.width < 64 else v)
+                kind = _INT
+            elif isinstance(t, types.NoneType):
+                word()
+                values.append(cgutils.get_null_value(llt))
+                kind = _NONE
+            elif isinstance(t, types.ExternalFunctionPointer) and isinstance(llt, ir.PointerType):
+                values.append(b.inttoptr(word(), llt))
+                kind = _POINTER
+            else:
+                return None
+            if i < len(argtys) - 2:
+                kinds.append(kind)
+        b.call(b.inttoptr(b.load(words), callee.as_pointer()), values)
+        b.ret_void()
+        lib.add_ir_module(module)
+        lib.finalize()
+        function = lib.get_pointer_to_function(name)
+    _libraries.append(lib)  # its code lives as long as the library object
+    return function, c_entry, kinds
+
+
+_libraries: list[Any] = []
+
+
+@functools.cache
+def _ndarray_fields() -> tuple[int, int, int] | None:
+    """Byte offsets of an ndarray's data, dimensions and strides pointers in its object (NumPy's
+    PyArrayObject_fields after the object header), checked on a strided array; None if they
+    are not where NumPy's C API has them (another Python or NumPy build)."""
+    import numpy as np
+
+    head = object.__basicsize__  # the object header: reference count and type
+    offsets = (head, head + 16, head + 24)
+    a = np.empty((3, 8))[1:, ::3]
+    base = id(a)
+    data, dims, strides = (ctypes.c_void_p.from_address(base + o).value for o in offsets)
+    if data != a.ctypes.data or ctypes.c_int.from_address(base + head + 8).value != a.ndim:
+        return None  # checked before the dimensions and strides pointers are followed
+    if dims is None or strides is None:
+        return None
+    read = [ctypes.c_int64.from_address(p + 8 * d).value for p in (dims, strides) for d in range(a.ndim)]
+    if read != [*a.shape, *a.strides]:
+        return None
+    return offsets

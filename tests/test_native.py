@@ -1,0 +1,95 @@
+"""_native.py: a compiled kernel's blocks called from C on OpenBLAS's threads, with no Python."""
+
+import numpy as np
+import pytest
+
+import minirnn as mr
+from minirnn import _native, _threads, functional
+from tests.conftest import requires_jit
+from tests.test_threads import needs_threads
+from tests.time_loops import use_loop
+
+pytestmark = [requires_jit, needs_threads]
+
+
+def _kernels():
+    numba = pytest.importorskip("numba")
+
+    @numba.njit(nogil=True)
+    def mark(out, src, gemm, value, flag, b0, b1):
+        """out[b0:b1] = src[b0:b1] * value (+ 1 where flag): every kind of argument the
+        kernels take (arrays of two ranks, a strided view, an integer, a flag, None)."""
+        for b in range(b0, b1):
+            for j in range(out.shape[1]):
+                out[b, j] = src[b, j, 0] * value + (1.0 if flag else 0.0)
+
+    @numba.njit(nogil=True)
+    def scaled(out, factor, b0, b1):  # a float argument: not passed from C, Python blocks instead
+        for b in range(b0, b1):
+            out[b] *= factor
+
+    return mark, scaled
+
+
+def test_a_kernel_runs_from_c_once_compiled_with_every_kind_of_argument(monkeypatch):
+    monkeypatch.setenv("MINIRNN_THREADS", "1")
+    mark, _ = _kernels()
+    src = np.arange(45 * 3 * 2, dtype=np.float32).reshape(45, 3, 2)[:, :, ::2]  # strided
+    out = np.zeros((45, 3), dtype=np.float32)
+    args = (out, src, None, 3, True)
+    assert _native.entry(mark, args) is None  # not compiled for these types yet
+    mark(*args, 0, 0)
+    function, words = _native.entry(mark, args)
+    assert function and words[0]  # the trampoline and the kernel's C entry
+    _threads.by_rows(45, mark, args)
+    np.testing.assert_array_equal(out, src[:, :, 0] * 3 + 1)
+    assert np.all(out[:, 0] == src[:, 0, 0] * 3 + 1)  # the first block's rows as well as the last's
+
+
+def test_python_blocks_where_an_argument_cannot_be_passed(monkeypatch):
+    monkeypatch.setenv("MINIRNN_THREADS", "1")
+    _, scaled = _kernels()
+    out = np.ones(40)
+    scaled(out, 2.0, 0, 0)
+    assert _native.entry(scaled, (out, 2.0)) is None  # a float: left to the Python callbacks
+    _threads.by_rows(40, scaled, (out, 2.0))
+    np.testing.assert_array_equal(out, 2.0)
+    assert _native.entry(lambda b0, b1: None, ()) is None  # not a compiled kernel
+
+
+@pytest.mark.parametrize("loop", ["blas", "tiled"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_blocks_from_c_equal_blocks_as_python_callbacks(monkeypatch, rng, cell, loop):
+    """The time loops' blocks from C give the same bits as the same blocks run as Python
+    callbacks (forward, and BPTT truncated and in windows with dh), and the C path is taken."""
+    use_loop(monkeypatch, loop)
+    monkeypatch.setenv("MINIRNN_THREADS", "1")
+    monkeypatch.setattr(_threads, "MIN_ROWS", 2)
+    monkeypatch.setattr(functional, "TILE_MIN_ROWS", 2)
+    monkeypatch.setattr(functional, "WINDOW_ROWS", 14)
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
+    X = rng.standard_normal((6, 7, 4))
+    W_xh, W_hh = 0.5 * rng.standard_normal((G * 9, 4)), 0.4 * rng.standard_normal((G * 9, 9))
+    b = rng.standard_normal(G * 9)
+    forward, backward = getattr(mr, f"{cell}_forward"), getattr(mr, f"{cell}_backward")
+    entry, taken = _native.entry, []
+
+    def counted(kernel, args):
+        found = entry(kernel, args)
+        taken.append(found is not None)
+        return found
+
+    def run():
+        hs, cache = forward(X, W_xh, W_hh, b)
+        return hs, backward(np.sin(hs), cache, truncate=4, return_dh=True)
+
+    want = run()  # Python blocks the first time (the kernels compile), C blocks after
+    monkeypatch.setattr(_native, "entry", lambda kernel, args: None)
+    want = run()
+    monkeypatch.setattr(_native, "entry", counted)
+    got = run()
+    assert taken and all(taken), taken
+    np.testing.assert_array_equal(got[0], want[0])
+    assert set(got[1]) == set(want[1])
+    for k, g in want[1].items():
+        np.testing.assert_array_equal(got[1][k], g, err_msg=k)
