@@ -1,15 +1,20 @@
 """_native.py: a compiled kernel's blocks called from C on OpenBLAS's threads, with no Python."""
 
+import os
+
 import numpy as np
 import pytest
 
 import minirnn as mr
 from minirnn import _native, _threads, functional
-from tests.conftest import requires_jit
 from tests.test_threads import needs_threads
 from tests.time_loops import use_loop
 
-pytestmark = [requires_jit, needs_threads]
+compiled = pytest.mark.skipif(
+    os.environ.get("NUMBA_DISABLE_JIT") == "1",
+    reason="needs the compiled kernels (NUMBA_DISABLE_JIT=1 runs them as Python); make cov runs it jitted",
+)
+pytestmark = [compiled, needs_threads]
 
 
 def _kernels():
