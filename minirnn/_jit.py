@@ -1,4 +1,4 @@
-"""The one place that knows about numba.
+"""The one place that knows about numba (besides _native.py, which reads its compiled results).
 
 numba is imported lazily (it costs ~0.5 s), so ``import minirnn`` stays fast and the plain
 NumPy reference path works even where numba cannot compile. Flags for every kernel live here:
