@@ -41,9 +41,12 @@ from typing import Any
 from . import _blas, _native
 from ._jit import switched_on
 
-# Each block at least this many rows by default (the BLAS path: smaller GEMMs lose more to the
-# split than it saves); the tiled path asks for its own (functional.TILE_MIN_ROWS).
-MIN_ROWS = 16
+# Each block at least this many rows by default (the BLAS path, where a block's step is a
+# one-thread GEMM: with blocks started from C, blocks of 8 rows against one loop of two-thread
+# GEMMs at B = 16-24, H = 128-256, tiles off: level to 21% faster in 14 of 18 cases, 2-4%
+# slower in one (Zen 3; with Python-callback blocks 16 rows had been the break-even). The tiled
+# path asks for its own (functional.TILE_MIN_ROWS).
+MIN_ROWS = 8
 _CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 _lock = threading.Lock()
 _api: list[Any] = []  # [None] or [(get, set, run, pool_size)], loaded once

@@ -504,7 +504,9 @@ def rnn_backward(
                 w = (dhs[t0:t1], hs[t0:t1], Wr, code, k, t0, da, kept, return_dh, carry)
                 # With BLAS, one loop: its elementwise part is two multiply-adds per unit, too
                 # little for blocks of rows to gain what their one-thread GEMMs lose (2-11%
-                # slower at B = 32-64). The tiles gain from blocks (3-14% at B = 64-128).
+                # slower at B = 32-64 as Python callbacks; from C level to 5% faster at
+                # B = 32-128, tiles off on Zen 3: not worth a change unmeasured where this path
+                # runs, AVX-512). The tiles gain from blocks (3-14% at B = 64-128).
                 (rec if rec.tiled else replace(rec, block_rows=0)).scan(kernels().rnn_backward_scan, B, *w)
             _accumulate(grads, t0, t1, da, X, h0, hs, W_xh)
         grads["h0"] = carry
