@@ -92,6 +92,17 @@ def _build(kernel: Any, args: tuple) -> tuple[int, int, list[int]] | None:
         return None
 
 
+def c_entry_type(cres: Any) -> Any:
+    """The LLVM type of numba's C entry of a compiled kernel, as numba builds it (the value type
+    of every argument, of the result)."""
+    from llvmlite import ir
+
+    ctx, fndesc = cres.target_context, cres.fndesc
+    return ir.FunctionType(
+        ctx.get_value_type(fndesc.restype), [ctx.get_value_type(t) for t in fndesc.argtypes]
+    )
+
+
 def _trampoline(cres: Any) -> tuple[int, int, list[int]] | None:
     from llvmlite import ir
     from numba.core import cgutils, types
@@ -105,8 +116,8 @@ def _trampoline(cres: Any) -> tuple[int, int, list[int]] | None:
     c_entry = cres.library.get_pointer_to_function(fndesc.llvm_cfunc_wrapper_name)
     if not c_entry or argtys[-2:] != [types.int64, types.int64]:
         return None
-    ll_args = [ctx.get_value_type(t) for t in argtys]
-    callee = ir.FunctionType(ctx.get_value_type(fndesc.restype), ll_args)
+    callee = c_entry_type(cres)
+    ll_args = list(callee.args)
     i64 = ir.IntType(64)
     bytes_pp, i64_pp = ir.IntType(8).as_pointer().as_pointer(), i64.as_pointer().as_pointer()
     kinds: list[int] = []

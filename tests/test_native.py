@@ -1,6 +1,7 @@
 """_native.py: a compiled kernel's blocks called from C on OpenBLAS's threads, with no Python."""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -98,3 +99,19 @@ def test_blocks_from_c_equal_blocks_as_python_callbacks(monkeypatch, rng, cell, 
     assert set(got[1]) == set(want[1])
     for k, g in want[1].items():
         np.testing.assert_array_equal(got[1][k], g, err_msg=k)
+
+
+def test_the_call_has_the_types_of_numbas_c_entry():
+    """The trampoline calls numba's C entry with the LLVM types numba compiled it with: checked
+    against the entry's declaration where its IR is at hand (a kernel compiled in this process,
+    as in a new numba's first run; the cache keeps only object code)."""
+    mark, _ = _kernels()
+    args = (np.zeros((4, 3), np.float32), np.ones((4, 3, 2), np.float32)[:, :, ::2], None, 3, True)
+    mark(*args, 0, 0)
+    cres = next(iter(mark.overloads.values()))
+    declared = cres.library.get_function(cres.fndesc.llvm_cfunc_wrapper_name).global_value_type
+
+    def plain(t) -> str:  # typed pointers (llvmlite's IR) and opaque ones (LLVM's) alike
+        return re.sub(r"[\w.]+\*+", "ptr", str(t)).replace(" ", "")
+
+    assert plain(_native.c_entry_type(cres)) == plain(declared)
