@@ -6,10 +6,8 @@ import re
 import numpy as np
 import pytest
 
-import minirnn as mr
-from minirnn import _native, _threads, functional
-from tests.test_threads import needs_threads
-from tests.time_loops import use_loop
+from minirnn import _native, _threads
+from tests.test_threads import blocks_case, needs_threads
 
 compiled = pytest.mark.skipif(
     os.environ.get("NUMBA_DISABLE_JIT") == "1",
@@ -68,26 +66,14 @@ def test_python_blocks_where_an_argument_cannot_be_passed(monkeypatch):
 def test_blocks_from_c_equal_blocks_as_python_callbacks(monkeypatch, rng, cell, loop):
     """The time loops' blocks from C give the same bits as the same blocks run as Python
     callbacks (forward, and BPTT truncated and in windows with dh), and the C path is taken."""
-    use_loop(monkeypatch, loop)
     monkeypatch.setenv("MINIRNN_THREADS", "1")
-    monkeypatch.setattr(_threads, "MIN_ROWS", 2)
-    monkeypatch.setattr(functional, "TILE_MIN_ROWS", 2)
-    monkeypatch.setattr(functional, "WINDOW_ROWS", 14)
-    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
-    X = rng.standard_normal((6, 7, 4))
-    W_xh, W_hh = 0.5 * rng.standard_normal((G * 9, 4)), 0.4 * rng.standard_normal((G * 9, 9))
-    b = rng.standard_normal(G * 9)
-    forward, backward = getattr(mr, f"{cell}_forward"), getattr(mr, f"{cell}_backward")
+    run = blocks_case(monkeypatch, rng, cell, loop)
     entry, taken = _native.entry, []
 
     def counted(kernel, args):
         found = entry(kernel, args)
         taken.append(found is not None)
         return found
-
-    def run():
-        hs, cache = forward(X, W_xh, W_hh, b)
-        return hs, backward(np.sin(hs), cache, truncate=4, return_dh=True)
 
     want = run()  # Python blocks the first time (the kernels compile), C blocks after
     monkeypatch.setattr(_native, "entry", lambda kernel, args: None)

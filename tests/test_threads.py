@@ -61,29 +61,43 @@ def test_an_error_in_a_block_is_raised_in_the_caller(monkeypatch):
     assert int(get()) == before
 
 
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def blocks_case(monkeypatch, rng, cell: str, loop: str):
+    """A forward + BPTT (truncated, in several backward windows, with dh) of 7 rows and 9 units,
+    set to run in uneven blocks of rows with the given per-step product: the function running it."""
+    use_loop(monkeypatch, loop)
+    monkeypatch.setattr(_threads, "MIN_ROWS", 2)
+    monkeypatch.setattr(functional, "TILE_MIN_ROWS", 2)
+    monkeypatch.setattr(functional, "WINDOW_ROWS", 14)
+    G = GATES[cell]
+    X = rng.standard_normal((6, 7, 4))
+    W_xh, W_hh = 0.5 * rng.standard_normal((G * 9, 4)), 0.4 * rng.standard_normal((G * 9, 9))
+    b = rng.standard_normal(G * 9)
+    forward, backward = getattr(mr, f"{cell}_forward"), getattr(mr, f"{cell}_backward")
+
+    def run():
+        hs, cache = forward(X, W_xh, W_hh, b)
+        return hs, backward(np.sin(hs), cache, truncate=4, return_dh=True)
+
+    return run
+
+
 @needs_threads
 @pytest.mark.parametrize("loop", ["blas", "tiled"])
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_blocks_of_rows_give_the_one_loop_numbers(monkeypatch, rng, cell, loop):
     """Forward and BPTT (truncated, in several backward windows, with dh) in uneven blocks of
     rows on OpenBLAS's threads equal one loop over all rows, with either per-step product."""
-    use_loop(monkeypatch, loop)
-    monkeypatch.setattr(_threads, "MIN_ROWS", 2)
-    monkeypatch.setattr(functional, "TILE_MIN_ROWS", 2)
-    monkeypatch.setattr(functional, "WINDOW_ROWS", 14)
-    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
-    X = rng.standard_normal((6, 7, 4))
-    W_xh, W_hh = 0.5 * rng.standard_normal((G * 9, 4)), 0.4 * rng.standard_normal((G * 9, 9))
-    b = rng.standard_normal(G * 9)
-    forward, backward = getattr(mr, f"{cell}_forward"), getattr(mr, f"{cell}_backward")
+    run = blocks_case(monkeypatch, rng, cell, loop)
     assert _threads.blocks(7) == 2
-    rec = functional._time_loop(7, G * 9, 9, X.dtype)
+    rec = functional._time_loop(7, GATES[cell] * 9, 9, np.dtype(np.float64))
     assert rec.tiled == (loop == "tiled") and rec.block_rows == 2
     out = {}
     for threads in ("0", "1"):
         monkeypatch.setenv("MINIRNN_THREADS", threads)
-        hs, cache = forward(X, W_xh, W_hh, b)
-        out[threads] = (hs, backward(np.sin(hs), cache, truncate=4, return_dh=True))
+        out[threads] = run()
     np.testing.assert_allclose(out["1"][0], out["0"][0], rtol=1e-13, atol=1e-15)
     assert set(out["1"][1]) == set(out["0"][1])
     for k, g in out["0"][1].items():
