@@ -22,7 +22,8 @@ back to Python; the caller keeps them alive. No Python and no GIL run in a block
 has the LLVM types numba gave the C entry, so no calling convention is assumed. Where any of it
 is missing (numba's jit off, a kernel not compiled yet for these types, an argument of another
 kind, another numba or NumPy layout), ``entry`` returns None and the caller runs the blocks as
-Python callbacks.
+Python callbacks. An exception inside a kernel (the time loops raise none) would be printed by
+numba's C entry, not raised in the caller.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ _ARRAY, _INT, _NONE, _POINTER = range(4)
 _entries: dict[Any, Any] = {}  # (kernel, argument fingerprints) -> (function, C entry, kinds) or None
 _names = itertools.count()
 _pointers: dict[int, tuple[Any, int]] = {}  # id -> (ctypes function pointer, its address)
+_libraries: list[Any] = []  # the trampolines' code lives as long as its library object
 
 
 def entry(kernel: Any, args: tuple) -> tuple[int, list[int]] | None:
@@ -52,10 +54,10 @@ def entry(kernel: Any, args: tuple) -> tuple[int, list[int]] | None:
         return None
     found = _entries.get(key, False)
     if found is False:
-        found = _build(kernel, args)
-        if found is None and _compiled(kernel, args) is None:
+        cres = _compiled(kernel, args)
+        if cres is None:
             return None  # not compiled yet: try again once the Python call has compiled it
-        _entries[key] = found
+        found = _entries[key] = _build(cres)
     if found is None:
         return None
     function, c_entry, kinds = found
@@ -76,17 +78,18 @@ def entry(kernel: Any, args: tuple) -> tuple[int, list[int]] | None:
 
 
 def _compiled(kernel: Any, args: tuple) -> Any:
-    from numba.core import types
-
-    sig = (*(kernel.typeof_pyval(a) for a in args), types.int64, types.int64)
-    return kernel.overloads.get(sig)
-
-
-def _build(kernel: Any, args: tuple) -> tuple[int, int, list[int]] | None:
+    """numba's compiled result for kernel(*args, b0, b1), or None."""
     try:
-        cres = _compiled(kernel, args)
-        if cres is None:
-            return None
+        from numba.core import types
+
+        sig = (*(kernel.typeof_pyval(a) for a in args), types.int64, types.int64)
+        return kernel.overloads.get(sig)
+    except Exception:
+        return None
+
+
+def _build(cres: Any) -> tuple[int, int, list[int]] | None:
+    try:
         return _trampoline(cres)
     except Exception:  # anything numba or llvmlite do not offer as expected: Python blocks
         return None
@@ -177,11 +180,9 @@ def _trampoline(cres: Any) -> tuple[int, int, list[int]] | None:
         lib.add_ir_module(module)
         lib.finalize()
         function = lib.get_pointer_to_function(name)
-    _libraries.append(lib)  # its code lives as long as the library object
+    _libraries.append(lib)
     return function, c_entry, kinds
 
-
-_libraries: list[Any] = []
 
 
 @functools.cache
