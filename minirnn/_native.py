@@ -184,7 +184,6 @@ def _trampoline(cres: Any) -> tuple[int, int, list[int]] | None:
     return function, c_entry, kinds
 
 
-
 @functools.cache
 def _ndarray_fields() -> tuple[int, int, int] | None:
     """Byte offsets of an ndarray's data, dimensions and strides pointers in its object (NumPy's
