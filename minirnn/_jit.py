@@ -1,4 +1,4 @@
-"""The one place that knows about numba (besides _native.py, which reads its compiled results).
+"""The one place that knows about numba.
 
 numba is imported lazily (it costs ~0.5 s), so ``import minirnn`` stays fast and the plain
 NumPy reference path works even where numba cannot compile. Flags for every kernel live here:
@@ -106,3 +106,21 @@ def extending() -> SimpleNamespace:
     from numba.np.numpy_support import as_dtype
 
     return SimpleNamespace(ir=ir, types=types, intrinsic=intrinsic, overload=overload, as_dtype=as_dtype)
+
+
+@functools.cache
+def internals() -> SimpleNamespace:
+    """numba's view of compiled code and llvmlite's IR builder, for _native.py's trampolines: the
+    dispatcher's argument fingerprints, its types, codegen helpers and the compiler lock."""
+    from llvmlite import ir
+    from numba._dispatcher import compute_fingerprint
+    from numba.core import cgutils, types
+    from numba.core.compiler_lock import global_compiler_lock
+
+    return SimpleNamespace(
+        ir=ir,
+        fingerprint=compute_fingerprint,
+        cgutils=cgutils,
+        types=types,
+        compiler_lock=global_compiler_lock,
+    )

@@ -33,6 +33,8 @@ import functools
 import itertools
 from typing import Any
 
+from ._jit import internals
+
 _ARRAY, _INT, _NONE, _POINTER = range(4)
 _entries: dict[Any, Any] = {}  # (kernel, argument fingerprints) -> (function, C entry, kinds) or None
 _names = itertools.count()
@@ -46,10 +48,9 @@ def entry(kernel: Any, args: tuple) -> tuple[int, list[int]] | None:
     overloads = getattr(kernel, "overloads", None)
     if overloads is None:  # a plain Python function (NUMBA_DISABLE_JIT=1)
         return None
-    from numba._dispatcher import compute_fingerprint
-
+    fingerprint = internals().fingerprint
     try:
-        key = (kernel, *(compute_fingerprint(a) for a in args))
+        key = (kernel, *(fingerprint(a) for a in args))
     except Exception:
         return None
     found = _entries.get(key, False)
@@ -80,9 +81,8 @@ def entry(kernel: Any, args: tuple) -> tuple[int, list[int]] | None:
 def _compiled(kernel: Any, args: tuple) -> Any:
     """numba's compiled result for kernel(*args, b0, b1), or None."""
     try:
-        from numba.core import types
-
-        sig = (*(kernel.typeof_pyval(a) for a in args), types.int64, types.int64)
+        i64 = internals().types.int64
+        sig = (*(kernel.typeof_pyval(a) for a in args), i64, i64)
         return kernel.overloads.get(sig)
     except Exception:
         return None
@@ -98,8 +98,7 @@ def _build(cres: Any) -> tuple[int, int, list[int]] | None:
 def c_entry_type(cres: Any) -> Any:
     """The LLVM type of numba's C entry of a compiled kernel, as numba builds it (the value type
     of every argument, of the result)."""
-    from llvmlite import ir
-
+    ir = internals().ir
     ctx, fndesc = cres.target_context, cres.fndesc
     return ir.FunctionType(
         ctx.get_value_type(fndesc.restype), [ctx.get_value_type(t) for t in fndesc.argtypes]
@@ -107,10 +106,8 @@ def c_entry_type(cres: Any) -> Any:
 
 
 def _trampoline(cres: Any) -> tuple[int, int, list[int]] | None:
-    from llvmlite import ir
-    from numba.core import cgutils, types
-    from numba.core.compiler_lock import global_compiler_lock
-
+    nb = internals()
+    ir, cgutils, types = nb.ir, nb.cgutils, nb.types
     layout = _ndarray_fields()
     if layout is None:
         return None
@@ -124,7 +121,7 @@ def _trampoline(cres: Any) -> tuple[int, int, list[int]] | None:
     i64 = ir.IntType(64)
     bytes_pp, i64_pp = ir.IntType(8).as_pointer().as_pointer(), i64.as_pointer().as_pointer()
     kinds: list[int] = []
-    with global_compiler_lock:
+    with nb.compiler_lock:
         name = f"minirnn_block_{next(_names)}"
         lib = ctx.codegen().create_library(name)
         module = lib.create_ir_module(name)
