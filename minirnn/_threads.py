@@ -6,9 +6,10 @@ On two cores, two blocks each walking the whole sequence with a one-thread GEMM 
 one loop of two-thread GEMMs (whose threads meet twice per step and whose fused elementwise
 part runs on one core while the other waits): forwards 5-40% faster, gated backwards 2-20%, at
 B = 32-128, float32 and float64 (AMD EPYC Zen 3, 2 cores). With BLAS's GEMMs the vanilla
-backward, with little elementwise work per step, is 2-11% slower in blocks and stays one loop;
-with the tiled product (kernels.tiles_acc, no BLAS inside the loop) every scan runs in blocks
-(of at least functional.TILE_MIN_ROWS rows).
+backward, with little elementwise work per step, stays one loop (2-11% slower in blocks as
+Python callbacks, level to 5% faster from C: see functional.rnn_backward); with the tiled
+product (kernels.tiles_acc, no BLAS inside the loop) every scan runs in blocks (of at least
+functional.TILE_MIN_ROWS rows).
 
 The blocks run on OpenBLAS's own thread pool (``gotoblas_pthread``), not on threads of ours:
 OpenBLAS's idle workers spin for ~0.1 s after each call, and a spinning worker on a core

@@ -130,8 +130,8 @@ class Recurrence:
 def _time_loop(B: int, GH: int, H: int, dtype: np.dtype) -> Recurrence:
     """The recurrence of B rows, GH gate pre-activations and H units: the tiled product from
     TILE_MIN_ROWS rows (from 2 for wide steps, not for narrow ones; in blocks of rows where there
-    are enough); else small steps run the compiled scans with the hand-written product, large steps the
-    compiled scans calling NumPy's BLAS through a pointer (_blas.py, in blocks of
+    are enough); else small steps run the compiled scans with the hand-written product, large
+    steps the compiled scans calling NumPy's BLAS through a pointer (_blas.py, in blocks of
     _threads.MIN_ROWS rows), or, where that pointer is unavailable, loops.py's Python loop
     around np.matmul. All give the same numbers to rounding (tests/test_kernels.py)."""
     itemsize = np.dtype(dtype).itemsize
