@@ -55,10 +55,10 @@ def activation_bytes(
     y = tb * P if P is not None else 0  # without an output layer Y is the top layer's h
     phases = [kept]  # end of the last layer's forward
     phases.append(kept + y + LOSS_UNITS[loss] * tb * out)
-    window = window_steps(T, B)  # the backward walks windows (functional._windows)
-    work = WORK[cell] * window * B * H
     for layer in range(layers - 1, -1, -1):
         width = I if layer == 0 else H
+        # the backward walks windows (functional._windows)
+        work = WORK[cell] * window_steps(T, B, width, H, GATES[cell], KEEP[cell]) * B * H
         incoming = tb * H if (P is not None or layer < layers - 1) else 0
         phases.append(kept + y + tb * out + incoming + work + tb * width)
     return max(phases) * itemsize

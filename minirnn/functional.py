@@ -237,44 +237,45 @@ def _input_projection(X: np.ndarray, W_xh: np.ndarray, b: np.ndarray | None) -> 
     return xa
 
 
-# The backward pass walks the sequence in windows of at most this many (time x batch) rows (and
-# at most a quarter of the sequence, not under MIN_WINDOW_ROWS rows: _windows): the
-# pre-activation gradients of one window are all it holds besides its outputs, so the memory
-# stays near what the gradients themselves need, while each window's weight-gradient GEMMs
-# (rows x H by rows x I) stay large enough to run at BLAS speed.
+# The backward pass walks the sequence in windows (_windows): the pre-activation gradients of one
+# window are all it holds besides its outputs, so the memory stays near what the call holds
+# anyway, while each window's weight-gradient GEMMs (rows x G*H by rows x I) stay large enough to
+# run at BLAS speed. A window has at most WINDOW_ROWS (time x batch) rows, and its buffer, with
+# the recurrent weights' copy for the product, takes at most 1/WINDOW_SHARE of the arrays the
+# call holds anyway (at least 1/(2 WINDOW_SHARE) for the buffer where the copy is large).
 WINDOW_ROWS = 1024
-MIN_WINDOW_ROWS = 256
+WINDOW_SHARE = 4
 
 
-def window_steps(T: int, B: int) -> int:
+def window_steps(T: int, B: int, I: int, H: int, G: int, held: int, copied: int = 0) -> int:
     """Steps in the longest backward window (functional._windows), which sizes its buffers."""
-    t0, t1 = _windows(T, B)[0]
+    t0, t1 = _windows(T, B, I, H, G, held, copied)[0]
     return t1 - t0
 
 
-def _windows(T: int, B: int) -> list[tuple[int, int]]:
+def _windows(T: int, B: int, I: int, H: int, G: int, held: int, copied: int = 0) -> list[tuple[int, int]]:
     """(t0, t1) windows covering 0..T, last first (the order BPTT walks them), the first the
-    longest.
+    longest, for a cell of G gates (pre-activation gradients G*H per row and step) whose BPTT
+    holds anyway ``held`` arrays of (T, B, H) (h, and what its forward saved: LSTM gates, c,
+    tanh c: 7; GRU gates, u_n: 5; vanilla 1), dX (T, B, I) and the weight gradients
+    G*H x (I + H); ``copied`` elements are the recurrent weights' copy (packed or transposed)
+    for the per-step product, if any.
 
-    Windows of at most WINDOW_ROWS rows and at most a quarter of the sequence, but not under
-    MIN_WINDOW_ROWS rows: the window's buffer stays small beside the states (at (T, B) =
-    (100, 32): 1.24x the results instead of 1.31x with 34-step windows; (1000, 1): 1.3x instead
-    of 2x), while a window's fixed costs (its scan's start, ~50 us with blocks of rows, and
-    kernels.window_grads's call) stay small beside its work: a window more cost 1-2% at
-    (100, 32, 32, 128) for the vanilla cell (level for the gated ones) and 2-8% at B = 8-16,
-    where peak memory went from 1.5-1.8x to 1.26-1.36x; at B = 1, 4-13% at (100, 1, 32, 64),
-    for a few kB, so short sequences of few rows keep one window. A remainder of less than a
-    quarter window is spread over the others, which then differ by a step at most (5-7% faster
-    gated backwards than a last window of a few steps): a small window's GEMMs and calls cost
-    nearly what a full one's do. A larger remainder keeps its own window: spreading it was 17%
-    slower at B = 1 (measured when a window's small products took NumPy temporaries; not
-    measured again since)."""
-    C = max(1, min(WINDOW_ROWS // B, max(MIN_WINDOW_ROWS // B, -(-T // 4))))
-    if T > C and 0 < 4 * (T % C) < C:
-        n = T // C
-        bounds = [T * i // n for i in range(n + 1)]
-        return [(bounds[i], bounds[i + 1]) for i in range(n - 1, -1, -1)]
-    return [(max(0, t1 - C), t1) for t1 in range(T, 0, -C)]
+    As few windows as keep each under WINDOW_ROWS rows and its buffer (n, B, G*H) with the copy
+    under 1/WINDOW_SHARE of those arrays (the buffer under 1/(2 WINDOW_SHARE) where the copy
+    leaves less), the steps split evenly (lengths differ by one at most: a small last window's
+    GEMMs and calls cost nearly what a full one's do). Peak memory then stays under 1.3x of what
+    the call returns and keeps (benchmarks/bench_rnn.py), where one window of the whole sequence
+    held 1.36-1.57x at T = 100, B = 1-4. A window more costs its fixed calls, 10-25 us (its
+    weight-gradient GEMMs: OpenBLAS's cost per call; the scan's ~2 us): at (100, 1-4, 32, 64),
+    two to four windows instead of one or two, 0-14% more time. Short sequences keep one window:
+    the weight gradients dominate what they hold."""
+    kept = T * B * (held * H + I) + G * H * (I + H)
+    budget = max(kept // WINDOW_SHARE - copied, kept // (2 * WINDOW_SHARE))
+    C = max(1, min(WINDOW_ROWS // B, budget // (B * G * H)))
+    n = -(-T // C)
+    bounds = [T * i // n for i in range(n + 1)]
+    return [(bounds[i], bounds[i + 1]) for i in range(n - 1, -1, -1)]
 
 
 def _new_grads(
@@ -482,7 +483,7 @@ def rnn_backward(
         )
     dhs, k = _check_backward(where, dhs, cache.hs, truncate, check_finite)
     X, hs, h0, W_xh, W_hh = cache.X, cache.hs, cache.h0, cache.W_xh, cache.W_hh
-    T, B, _I = X.shape
+    T, B, I = X.shape
     H = W_hh.shape[0]
 
     if jit_enabled():
@@ -492,7 +493,13 @@ def rnn_backward(
         code = ACTIVATION_CODES[cache.activation]
         rec = _time_loop(B, H, H, hs.dtype)
         Wr = W_hh if rec.python_loop else rec.operand(W_hh)
-        windows = _windows(T, B)
+        # With BLAS, one loop: its elementwise part is two multiply-adds per unit, too little
+        # for blocks of rows to gain what their one-thread GEMMs lose (2-11% slower at
+        # B = 32-64 as Python callbacks; from C level to 5% faster at B = 32-128, tiles off on
+        # Zen 3: not worth a change unmeasured where this path runs, AVX-512). The tiles gain
+        # from blocks (3-14% at B = 64-128).
+        walk = rec if rec.tiled else replace(rec, block_rows=0)
+        windows = _windows(T, B, I, H, 1, 1, 0 if Wr is W_hh else Wr.size)
         buf = np.empty((windows[0][1] - windows[0][0], B, H), dtype=hs.dtype)
         for t0, t1 in windows:
             da = buf[: t1 - t0]
@@ -502,12 +509,7 @@ def rnn_backward(
             else:
                 kept = total if total is not None else da[:1]
                 w = (dhs[t0:t1], hs[t0:t1], Wr, code, k, t0, da, kept, return_dh, carry)
-                # With BLAS, one loop: its elementwise part is two multiply-adds per unit, too
-                # little for blocks of rows to gain what their one-thread GEMMs lose (2-11%
-                # slower at B = 32-64 as Python callbacks; from C level to 5% faster at
-                # B = 32-128, tiles off on Zen 3: not worth a change unmeasured where this path
-                # runs, AVX-512). The tiles gain from blocks (3-14% at B = 64-128).
-                (rec if rec.tiled else replace(rec, block_rows=0)).scan(kernels().rnn_backward_scan, B, *w)
+                walk.scan(kernels().rnn_backward_scan, B, *w)
             _accumulate(grads, t0, t1, da, X, h0, hs, W_xh)
         grads["h0"] = carry
         if dh_all is not None:
@@ -691,7 +693,7 @@ def lstm_backward(
     if jit_enabled():
         rec = _time_loop(B, 4 * H, H, hs.dtype)
         Wr = W_hh if rec.python_loop else rec.operand(W_hh)
-        windows = _windows(T, B)
+        windows = _windows(T, B, X.shape[2], H, 4, 7, 0 if Wr is W_hh else Wr.size)
         buf = np.empty((windows[0][1] - windows[0][0], B, 4 * H), dtype=hs.dtype)
         for t0, t1 in windows:
             da = buf[: t1 - t0]
@@ -846,7 +848,7 @@ def gru_backward(
     if jit_enabled():
         rec = _time_loop(B, 3 * H, H, hs.dtype)
         Wr = W_hh if rec.python_loop else rec.operand(W_hh)
-        windows = _windows(T, B)
+        windows = _windows(T, B, X.shape[2], H, 3, 5, 0 if Wr is W_hh else Wr.size)
         xbuf = np.empty((windows[0][1] - windows[0][0], B, 3 * H), dtype=hs.dtype)
         ua = np.empty((B, 3 * H), dtype=hs.dtype)  # one step's hidden-side gradients
         for t0, t1 in windows:

@@ -157,7 +157,7 @@ def test_backward_in_many_windows_equals_reference(monkeypatch, rng, cell, loop)
         monkeypatch.setenv("MINIRNN_JIT", jit)
         use_loop(monkeypatch, loop)
         monkeypatch.setattr(functional, "WINDOW_ROWS", 4)
-        assert functional.window_steps(7, 2) == 2
+        assert functional.window_steps(7, 2, 3, 5, 1, 1) == 2
         Y, cache = model.forward(X)
         out[jit] = model.backward(np.cos(Y), cache, truncate=3)
     for k, g in out["0"].items():

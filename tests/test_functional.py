@@ -8,6 +8,7 @@ import pytest
 import minirnn as mr
 from minirnn.gradcheck import relative_error
 from tests import naive
+from tests.conftest import requires_jit
 
 ACTS = ["tanh", "relu", "sigmoid", "linear"]
 
@@ -133,28 +134,81 @@ def test_single_step_and_single_unit(path):
     )
 
 
-def test_backward_windows_cover_the_sequence_with_no_small_remainder():
+def test_backward_windows_are_few_even_and_bounded_in_rows_and_memory():
     """functional._windows: contiguous, last first, the first the longest (buffers are sized by
-    it), at most a quarter of the sequence unless under MIN_WINDOW_ROWS rows; a remainder under a
-    quarter window is spread over the others, a larger one kept."""
+    it); each under WINDOW_ROWS rows, and its buffer with the weights' copy under 1/WINDOW_SHARE
+    of what the call holds anyway (the buffer alone under half that where the copy is large;
+    one step at least); the fewest windows that allows, their lengths within one step."""
     from minirnn import functional
 
-    assert functional.WINDOW_ROWS == 1024 and functional.MIN_WINDOW_ROWS == 256
-    assert functional._windows(100, 32) == [(75, 100), (50, 75), (25, 50), (0, 25)]  # a quarter
-    assert functional._windows(100, 8) == [(66, 100), (33, 66), (0, 33)]  # not 32, 32, 32, 4
-    assert functional._windows(100, 4) == [(36, 100), (0, 36)]  # 64 steps: 256 rows at least
-    assert functional.window_steps(200, 64) == 16  # remainder 8 of 16: its own window
-    assert functional._windows(1000, 1) == [(744, 1000), (488, 744), (232, 488), (0, 232)]
-    assert functional.window_steps(50, 1) == 50
+    W = functional._windows
+    assert functional.WINDOW_ROWS == 1024 and functional.WINDOW_SHARE == 4
+    assert W(100, 1, 32, 64, 1, 1) == [(50, 100), (0, 50)]  # one window held 1.43x
+    assert W(100, 4, 32, 64, 1, 1) == [(66, 100), (33, 66), (0, 33)]
+    assert W(100, 4, 32, 64, 1, 1, 64 * 64) == [(75, 100), (50, 75), (25, 50), (0, 25)]  # packed
+    assert W(100, 32, 32, 128, 1, 1) == [(75, 100), (50, 75), (25, 50), (0, 25)]
+    assert W(100, 32, 32, 128, 4, 7) == [(75, 100), (50, 75), (25, 50), (0, 25)]  # 32 rows a step
+    assert W(1000, 1, 1, 32, 1, 1) == [(750, 1000), (500, 750), (250, 500), (0, 250)]
+    assert functional.window_steps(200, 64, 128, 256, 1, 1) == 16  # 13 windows of 15-16 steps
+    assert W(20, 1, 32, 64, 4, 7) == [(0, 20)]  # short: the weight gradients dominate
+    assert W(20, 2, 32, 256, 4, 7, 4 * 256 * 256) == [(0, 20)]  # and their copy
     for T in range(1, 300, 7):
         for B in (1, 3, 32, 64, 128, 1000):
-            w = functional._windows(T, B)
-            plain = max(1, min(1024 // B, max(256 // B, -(-T // 4))))
-            assert w[0][1] == T and w[-1][0] == 0
-            assert all(a[0] == b[1] for a, b in itertools.pairwise(w))
-            assert max(t1 - t0 for t0, t1 in w) == w[0][1] - w[0][0] == functional.window_steps(T, B)
-            assert functional.window_steps(T, B) <= plain + -(-plain // 4)
-            assert len(w) == 1 or 4 * min(t1 - t0 for t0, t1 in w) >= plain
+            for I, H, G, held, copied in (
+                (1, 32, 1, 1, 0),
+                (32, 64, 4, 7, 0),
+                (128, 256, 3, 5, 3 * 256 * 256),
+            ):
+                w = W(T, B, I, H, G, held, copied)
+                kept = T * B * (held * H + I) + G * H * (I + H)
+                budget = max(kept // 4 - copied, kept // 8)
+                cap = max(1, min(1024 // B, budget // (B * G * H)))
+                lengths = [t1 - t0 for t0, t1 in w]
+                assert w[0][1] == T and w[-1][0] == 0
+                assert all(a[0] == b[1] for a, b in itertools.pairwise(w))
+                assert max(lengths) == lengths[0] == functional.window_steps(T, B, I, H, G, held, copied)
+                assert max(lengths) - min(lengths) <= 1
+                assert lengths[0] <= cap and (lengths[0] == 1 or lengths[0] * B <= 1024)
+                assert lengths[0] == 1 or lengths[0] * B * G * H <= budget
+                assert (len(w) - 1) * cap < T  # one window fewer would break a limit
+
+
+# What each cell's backward needs from its forward besides h, per (step, row, unit), and the
+# state gradients it returns per (row, unit), as benchmarks/bench_rnn.py counts them.
+SAVED = {"rnn": 0, "lstm": 6, "gru": 4}
+STATES = {"rnn": 1, "lstm": 2, "gru": 1}
+
+
+@requires_jit
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("shape", [(100, 1, 32, 64), (100, 4, 32, 64), (300, 8, 16, 32)])
+def test_forward_and_full_bptt_peak_under_1_3x_what_they_keep(monkeypatch, cell, shape):
+    """Peak traced memory of the fast path's forward + backward against the states, the saved
+    activations and every gradient returned: at most 1.3x (the backward windows' budget,
+    functional._windows; one window of the whole sequence held 1.36-1.57x at the first two
+    shapes). The reference path (cells.py's steps) keeps every step's gradients."""
+    import tracemalloc
+
+    monkeypatch.setenv("MINIRNN_JIT", "1")
+
+    T, B, I, H = shape
+    model = mr.RNN(I, H, cell=cell, seed=0)
+    rng = np.random.default_rng(0)
+    X, G = rng.standard_normal((T, B, I)), rng.standard_normal((T, B, H))
+
+    def run():
+        _, cache = model.forward(X)
+        model.backward(G, cache)
+
+    run(), run()  # compiled, and the C entries of the blocks built
+    tracemalloc.start()
+    try:
+        run()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    keep = T * B * (H * (1 + SAVED[cell]) + I) + model.num_params + STATES[cell] * B * H
+    assert peak <= 1.3 * 8 * keep, peak / (8 * keep)
 
 
 def test_bias_sums_take_shared_read_only_ones():
