@@ -159,9 +159,19 @@ class TBPTT:
     # ------------------------------------------------------------------ gradients
     def zero_grad(self) -> None:
         """Forget the accumulated gradient (accumulate mode)."""
-        self._acc: dict[str, np.ndarray] = {k: np.zeros_like(p) for k, p in self.model.params.items()}
+        # filled by _add: the first gradient of each parameter is taken as it is, not added
+        # to zeros (a fixed cost that shows on one-call drivers of short sequences)
+        self._acc: dict[str, np.ndarray] = {}
         self._acc_steps = 0.0
         self._acc_loss = 0.0
+
+    def _add(self, name: str, g: np.ndarray) -> None:
+        """Accumulate ``g``, a fresh array the accumulator may keep, into parameter ``name``."""
+        acc = self._acc.get(name)
+        if acc is None:
+            self._acc[name] = g
+        else:
+            acc += g
 
     def gradients(self) -> dict[str, np.ndarray]:
         """Accumulated gradient of the mean loss over all positions fed since :meth:`zero_grad`
@@ -236,19 +246,22 @@ class TBPTT:
             mg = None if mask is None else mask[g0 : g0 + group]
             out, cache = self.model.forward(X[g0 : g0 + group], self._state, check_finite=False)
             _, dY = self.loss_fn(out, Yg, mg)  # validates targets and mask; the group's mean loss
-            scored = np.full(out.shape[:2], True) if mg is None else mg.astype(bool)
-            dY *= float(scored.sum())  # the sum of the per-position losses
+            scored = None if mg is None else mg.astype(bool)
+            dY *= float(out.shape[0] * B if scored is None else scored.sum())  # the sum of the losses
             g = self.model.backward(dY, cache, truncate=k, check_finite=False)
-            for name in self._acc:
-                self._acc[name] += g[name]
+            for name in self.model.params:
+                self._add(name, g[name])
             self._state = cache.state
             # the blocks' reports: their mean losses, from the per-position losses
             starts = np.arange(0, len(out), k)
-            pos = losses.per_position(self.loss_name, out, Yg)
-            sums = np.add.reduceat((pos if mg is None else np.where(scored, pos, 0.0)).sum(axis=1), starts)
-            weights = np.add.reduceat(scored.sum(axis=1), starts).astype(np.float64)
-            values = np.divide(sums, weights, out=np.zeros_like(sums), where=weights > 0)
             steps = np.minimum(k, len(out) - starts).astype(np.float64)
+            pos = losses.per_position(self.loss_name, out, Yg)
+            if scored is None:
+                sums, weights = np.add.reduceat(pos.sum(axis=1), starts), steps * B
+            else:
+                sums = np.add.reduceat(np.where(scored, pos, 0.0).sum(axis=1), starts)
+                weights = np.add.reduceat(scored.sum(axis=1), starts).astype(np.float64)
+            values = np.divide(sums, weights, out=np.zeros_like(sums), where=weights > 0)
             reports += [
                 {"steps": n, "weight": w, "loss": value}
                 for n, w, value in zip(steps.tolist(), weights.tolist(), values.tolist(), strict=True)
@@ -321,7 +334,7 @@ class TBPTT:
                 self.update(grads)
         else:
             for k in grads:
-                self._acc[k] += weight * grads[k]
+                self._add(k, weight * grads[k])
             self._acc_steps += weight
             self._acc_loss += weight * value
         return report
