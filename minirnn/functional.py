@@ -266,10 +266,13 @@ def _windows(T: int, B: int, I: int, H: int, G: int, held: int, copied: int = 0)
     leaves less), the steps split evenly (lengths differ by one at most: a small last window's
     GEMMs and calls cost nearly what a full one's do). Peak memory then stays under 1.3x of what
     the call returns and keeps (benchmarks/bench_rnn.py), where one window of the whole sequence
-    held 1.36-1.57x at T = 100, B = 1-4. A window more costs its fixed calls, 10-25 us (its
-    weight-gradient GEMMs: OpenBLAS's cost per call; the scan's ~2 us): at (100, 1-4, 32, 64),
-    two to four windows instead of one or two, 0-14% more time. Short sequences keep one window:
-    the weight gradients dominate what they hold."""
+    held 1.36-1.57x at T = 100, B = 1-4; not where the weights' copy alone is most of that (few
+    steps and rows, many units: 1.8-1.9x at (20, 2, 32, 256)). A window more costs its fixed
+    calls, 10-25 us (its weight-gradient GEMMs: OpenBLAS's cost per call; the scan's ~2 us): at
+    (100, 1-4, 32, 64), two to four windows instead of one or two cost 1-16% more time (Zen 3,
+    against the rule before: a quarter of the sequence, not under 256 rows), at
+    (100, 8, 32, 128) level to 7%; (1000, 1, 1, 32) level or faster with even windows. Short
+    sequences keep one window: the weight gradients dominate what they hold."""
     kept = T * B * (held * H + I) + G * H * (I + H)
     budget = max(kept // WINDOW_SHARE - copied, kept // (2 * WINDOW_SHARE))
     C = max(1, min(WINDOW_ROWS // B, budget // (B * G * H)))

@@ -353,7 +353,8 @@ class RNN:
         the LSTM; zeros when omitted. ``check_finite=False`` skips the NaN/Inf scan of X (for
         drivers that checked it already).
         """
-        X = v.float_array("RNN.forward", "X", X, 3, "(T, B, I)", check_finite=check_finite)
+        # finiteness: the first layer's forward scans X (and its weights), once
+        X = v.float_array("RNN.forward", "X", X, 3, "(T, B, I)", check_finite=False)
         if X.dtype != self.dtype:
             raise TypeError(
                 f"RNN.forward: X has dtype {X.dtype} but the model is {self.dtype}; "

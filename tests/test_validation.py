@@ -135,6 +135,31 @@ def test_model_forward_backward_refuse(rng):
         m.backward(np.zeros((2, 1, 4)), cache)
     with pytest.raises(TypeError, match=r"cache must come from RNN.forward"):
         m.backward(Y, None)
+    with pytest.raises(ValueError, match=r"dY contains NaN or Inf \(first at index \(1, 0, 1\)"):
+        m.backward(np.where(np.arange(4).reshape(2, 1, 2) == 3, np.nan, Y), cache)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_model_forward_refuses_non_finite_input_and_weights_once_scanned(monkeypatch, rng, cell):
+    """NaN/Inf in X or in any layer-0 parameter is refused by name, X scanned once per forward
+    (the first layer's forward does it; the model checks shape and dtype)."""
+    from minirnn import _validate
+
+    m = mr.RNN(3, 4, 2, cell=cell, num_layers=2)
+    X = rng.standard_normal((2, 1, 3))
+    bad = X.copy()
+    bad[1, 0, 2] = np.inf
+    with pytest.raises(ValueError, match=r"X contains NaN or Inf \(first at index \(1, 0, 2\)"):
+        m.forward(bad)
+    m.params["W_hh_l0"][0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"W_hh contains NaN or Inf"):
+        m.forward(X)
+    scans = []
+    real = _validate.np.isfinite
+    monkeypatch.setattr(_validate.np, "isfinite", lambda a: scans.append(a.shape) or real(a))
+    m.params["W_hh_l0"][0, 0] = 0.0
+    m.forward(X)
+    assert scans.count(X.shape) == 1, scans
 
 
 @pytest.mark.parametrize(
