@@ -53,4 +53,4 @@ check: lint typecheck cov
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage htmlcov *.egg-info
-	find minirnn -name '*.nbi' -delete -o -name '*.nbc' -delete
+	find minirnn -name '*.nbi' -delete -o -name '*.nbc' -delete -o -name '*.nbt' -delete

@@ -111,7 +111,10 @@ def extending() -> SimpleNamespace:
 @functools.cache
 def internals() -> SimpleNamespace:
     """numba's view of compiled code and llvmlite's IR builder, for _native.py's trampolines: the
-    dispatcher's argument fingerprints, its types, codegen helpers and the compiler lock."""
+    dispatcher's argument fingerprints, its types, codegen helpers, the compiler lock and the
+    two libraries' versions (in the key of the trampolines' disk cache)."""
+    import llvmlite
+    import numba
     from llvmlite import ir
     from numba._dispatcher import compute_fingerprint
     from numba.core import cgutils, types
@@ -123,4 +126,5 @@ def internals() -> SimpleNamespace:
         cgutils=cgutils,
         types=types,
         compiler_lock=global_compiler_lock,
+        versions=f"numba {numba.__version__}, llvmlite {llvmlite.__version__}",
     )

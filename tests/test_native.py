@@ -101,3 +101,74 @@ def test_the_call_has_the_types_of_numbas_c_entry():
         return re.sub(r"[\w.]+\*+", "ptr", str(t)).replace(" ", "")
 
     assert plain(_native.c_entry_type(cres)) == plain(declared)
+
+
+CACHED_KERNEL = """
+import numba
+
+
+@numba.njit(nogil=True, cache=True)
+def mark(out, src, gemm, value, flag, b0, b1):
+    for b in range(b0, b1):
+        for j in range(out.shape[1]):
+            out[b, j] = src[b, j, 0] * value + (1.0 if flag else 0.0)
+"""
+
+CACHED_RUN = """
+import numpy as np
+from cached_kernel import mark
+from minirnn import _native, _threads
+
+built = []
+compile_ = _native._compile
+_native._compile = lambda *a: built.append(a[1]) or compile_(*a)
+src = np.arange(45 * 3 * 2, dtype=np.float32).reshape(45, 3, 2)[:, :, ::2]
+out = np.zeros((45, 3), dtype=np.float32)
+args = (out, src, None, 3, True)
+mark(*args, 0, 0)
+assert _native.entry(mark, args) is not None
+_threads.by_rows(45, mark, args)
+assert np.array_equal(out, src[:, :, 0] * 3 + 1)
+print(len(built))
+"""
+
+
+def test_trampolines_are_cached_on_disk_beside_numbas_cache(tmp_path):
+    """A new process loads a kernel's trampoline from the disk cache numba keeps the kernel in
+    (no build); an unreadable cache file is built again and replaced; the blocks' results are
+    right every time."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "cached_kernel.py").write_text(CACHED_KERNEL)
+    repo = Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(repo)]),
+        "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
+        "MINIRNN_THREADS": "1",
+    }
+
+    def builds() -> int:
+        run = subprocess.run([sys.executable, "-c", CACHED_RUN], env=env, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        return int(run.stdout.split()[-1])
+
+    assert builds() == 1
+    files = list((tmp_path / "cache").rglob("*" + _native.CACHE_SUFFIX))
+    assert len(files) == 1
+    assert builds() == 0
+    files[0].write_bytes(b"not a pickle")
+    assert builds() == 1
+    assert builds() == 0
+
+
+def test_kernels_of_one_signature_share_a_trampoline(monkeypatch):
+    monkeypatch.setenv("MINIRNN_THREADS", "1")
+    (mark, _), (again, _) = _kernels(), _kernels()  # two kernels, compiled apart, same types
+    args = (np.zeros((4, 3)), np.ones((4, 3, 1)), None, 2, False)
+    mark(*args, 0, 0)
+    again(*args, 0, 0)
+    (f1, w1), (f2, w2) = _native.entry(mark, args), _native.entry(again, args)
+    assert f1 == f2 and w1[0] != w2[0]  # one trampoline, each kernel's own C entry
