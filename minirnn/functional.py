@@ -315,6 +315,7 @@ def _accumulate(
     hs: np.ndarray,
     W_xh: np.ndarray,
     gates: np.ndarray | None = None,
+    gemm: Any = None,
 ) -> None:
     """Add one window's weight gradients and write its dX, as GEMMs over the window's steps::
 
@@ -326,14 +327,14 @@ def _accumulate(
     (T, B, 3H) r, z, n): there ua's n part is da_n r (cells.gru_step_backward), made in da's
     place (which the caller's next window overwrites anyway) once dW_xh, dX and db_h are done.
 
-    With NumPy's BLAS pointer (and the kernels compiled) all of it is one compiled call,
-    kernels.window_grads, accumulating in place with no temporaries: the h_{t-1} of a window
+    With NumPy's BLAS pointer ``gemm`` (_blas.gemm, which the caller looks up once for all its
+    windows; None: NumPy) all of it is one compiled call, kernels.window_grads, accumulating in
+    place with no temporaries: the h_{t-1} of a window
     after the first are the contiguous hs[t0 - 1 : t1 - 1], one GEMM; the bias sums are
-    products with a vector of ones (1.2-3x faster than ``sum(axis=0)``). Without it, NumPy.
+    products with a vector of ones (1.2-3x faster than ``sum(axis=0)``).
     """
     n, B, I = t1 - t0, X.shape[1], X.shape[2]
     H = hs.shape[2]
-    gemm = _blas.gemm(da.dtype) if jit_enabled() else None
     if gemm is not None:
         empty = np.empty(0, dtype=da.dtype)
         kernels().window_grads(
@@ -503,6 +504,7 @@ def rnn_backward(
         # from blocks (3-14% at B = 64-128).
         walk = rec if rec.tiled else replace(rec, block_rows=0)
         windows = _windows(T, B, I, H, 1, 1, 0 if Wr is W_hh else Wr.size)
+        gemm = _blas.gemm(hs.dtype)  # for the windows' weight-gradient GEMMs
         buf = np.empty((windows[0][1] - windows[0][0], B, H), dtype=hs.dtype)
         for t0, t1 in windows:
             da = buf[: t1 - t0]
@@ -513,7 +515,7 @@ def rnn_backward(
                 kept = total if total is not None else da[:1]
                 w = (dhs[t0:t1], hs[t0:t1], Wr, code, k, t0, da, kept, return_dh, carry)
                 walk.scan(kernels().rnn_backward_scan, B, *w)
-            _accumulate(grads, t0, t1, da, X, h0, hs, W_xh)
+            _accumulate(grads, t0, t1, da, X, h0, hs, W_xh, gemm=gemm)
         grads["h0"] = carry
         if dh_all is not None:
             grads["dh"] = dh_all
@@ -697,6 +699,7 @@ def lstm_backward(
         rec = _time_loop(B, 4 * H, H, hs.dtype)
         Wr = W_hh if rec.python_loop else rec.operand(W_hh)
         windows = _windows(T, B, X.shape[2], H, 4, 7, 0 if Wr is W_hh else Wr.size)
+        gemm = _blas.gemm(hs.dtype)  # for the windows' weight-gradient GEMMs
         buf = np.empty((windows[0][1] - windows[0][0], B, 4 * H), dtype=hs.dtype)
         for t0, t1 in windows:
             da = buf[: t1 - t0]
@@ -718,7 +721,7 @@ def lstm_backward(
             else:
                 kept = total if total is not None else da[:1]
                 rec.scan(kernels().lstm_backward_scan, B, *w, kept, return_dh, dh0, dc0)
-            _accumulate(grads, t0, t1, da, X, cache.h0, hs, W_xh)
+            _accumulate(grads, t0, t1, da, X, cache.h0, hs, W_xh, gemm=gemm)
     else:
         da = np.empty_like(cache.gates)
         for t in range(T - 1, -1, -1):
@@ -852,6 +855,7 @@ def gru_backward(
         rec = _time_loop(B, 3 * H, H, hs.dtype)
         Wr = W_hh if rec.python_loop else rec.operand(W_hh)
         windows = _windows(T, B, X.shape[2], H, 3, 5, 0 if Wr is W_hh else Wr.size)
+        gemm = _blas.gemm(hs.dtype)  # for the windows' weight-gradient GEMMs
         xbuf = np.empty((windows[0][1] - windows[0][0], B, 3 * H), dtype=hs.dtype)
         ua = np.empty((B, 3 * H), dtype=hs.dtype)  # one step's hidden-side gradients
         for t0, t1 in windows:
@@ -864,7 +868,7 @@ def gru_backward(
             else:
                 kept = total if total is not None else dh0[None]  # not written: keep_dh is False
                 rec.scan(kernels().gru_backward_scan, B, *w, kept, return_dh, dh0, ua)
-            _accumulate(grads, t0, t1, dxa, X, cache.h0, hs, W_xh, cache.gates)
+            _accumulate(grads, t0, t1, dxa, X, cache.h0, hs, W_xh, cache.gates, gemm)
     else:
         dxa = np.empty_like(cache.gates)
         for t in range(T - 1, -1, -1):
