@@ -13,6 +13,9 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 NOT_PARAMETERS = frozenset({"X", "h0", "c0", "dh"})
+# A sum of squares above this has lost nothing to subnormal squares (float64's smallest normal
+# is 2.2e-308; squares of gradients whose norm is above 1e-140 are all normal or negligible).
+_SAFE_SQUARES = 1e-280
 
 
 def _parameter_grads(where: str, grads: Mapping[str, np.ndarray] | Iterable[np.ndarray]) -> list[np.ndarray]:
@@ -50,6 +53,18 @@ def global_norm(grads: Mapping[str, np.ndarray] | Iterable[np.ndarray], norm_typ
         raise ValueError(f"global_norm: norm_type must be > 0 or inf, got {norm_type!r}")
     if not arrays:
         return 0.0
+    if p == 2.0:
+        # one float64 dot product per array (12x faster on a small model's five arrays, where
+        # a training step per block of a short sequence paid ~70 us for the scaled sums below);
+        # those only where the plain sum of squares leaves float64's safe range: overflow
+        # (huge gradients), subnormal squares (tiny ones), zero, NaN or Inf
+        total = 0.0
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            for g in arrays:
+                a = g.reshape(-1).astype(np.float64, copy=False)
+                total += float(np.dot(a, a))
+        if _SAFE_SQUARES < total < math.inf:
+            return math.sqrt(total)
     peak = max(float(np.max(np.abs(g))) if g.size else 0.0 for g in arrays)
     if p == math.inf or peak == 0.0 or not math.isfinite(peak):
         if not math.isfinite(peak) and any(np.isnan(g).any() for g in arrays):

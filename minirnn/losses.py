@@ -66,20 +66,19 @@ def mse(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) ->
     v.same_dtype(where, {"pred": pred, "target": target})
     m = _mask(where, mask, pred.shape[:2], last, pred.dtype)
     diff = used - target
-    grad = np.zeros_like(pred)
     if m is not None:
         count = float(m.sum()) * pred.shape[2]
         if count == 0:
-            return 0.0, grad
+            return 0.0, np.zeros_like(pred)
         diff = diff * m[..., None]
     else:
         count = diff.size
     value = float(np.sum(diff * diff) / count)
-    g = (2.0 / count) * diff
-    if last:
-        grad[-1] = g
-    else:
-        grad[...] = g
+    g = (2.0 / count) * diff  # a new array of pred's dtype (a Python float does not promote)
+    if not last:
+        return value, g
+    grad = np.zeros_like(pred)
+    grad[-1] = g
     return value, grad
 
 

@@ -51,6 +51,20 @@ def test_float32_norm_does_not_overflow():
     assert global_norm(huge, float("inf")) == 1e200
 
 
+def test_two_norm_fast_path_agrees_with_the_scaled_sums_and_leaves_their_range_to_them(rng):
+    """global_norm's float64 dot products (the 2-norm's fast path) equal the scaled sums it
+    falls back to, and tiny, huge, zero and NaN gradients take the fallback."""
+    arrays = [rng.standard_normal((64, 32)), rng.standard_normal(64).astype(np.float32), np.zeros(0)]
+    scaled = global_norm(arrays, 2.0000000000000004)  # a p that is not 2: the scaled path
+    assert global_norm(arrays) == pytest.approx(scaled, rel=1e-10)
+    exact = math.sqrt(sum(float((a.astype(np.float64) ** 2).sum()) for a in arrays))
+    assert global_norm(arrays) == pytest.approx(exact, rel=1e-13)
+    assert global_norm([np.full(4, 1e-160)]) == pytest.approx(2e-160, rel=1e-14, abs=0)  # subnormal squares
+    assert global_norm([np.full(4, 1e160), np.ones(3)]) == pytest.approx(2e160, rel=1e-14)  # overflow
+    assert global_norm([np.zeros(5)]) == 0.0
+    assert math.isnan(global_norm([np.array([1.0, np.nan])]))
+
+
 def test_other_norm_types(rng):
     a = rng.standard_normal(20)
     assert global_norm([a], 1.0) == pytest.approx(np.abs(a).sum(), rel=1e-13)
