@@ -502,7 +502,7 @@ def rnn_backward(
         # B = 32-64 as Python callbacks; from C level to 5% faster at B = 32-128, tiles off on
         # Zen 3: not worth a change unmeasured where this path runs, AVX-512). The tiles gain
         # from blocks (3-14% at B = 64-128).
-        walk = rec if rec.tiled else replace(rec, block_rows=0)
+        walk = rec if rec.tiled or not rec.block_rows else replace(rec, block_rows=0)
         windows = _windows(T, B, I, H, 1, 1, 0 if Wr is W_hh else Wr.size)
         gemm = _blas.gemm(hs.dtype)  # for the windows' weight-gradient GEMMs
         buf = np.empty((windows[0][1] - windows[0][0], B, H), dtype=hs.dtype)
