@@ -157,7 +157,7 @@ def _trampoline(cres: Any, cache_dir: Path | None = None) -> tuple[int, int, lis
         if function is None:
             disk = cache_dir if source else None
             function = _functions[name] = _load(codegen, name, disk) or _compile(
-                codegen, name, cres, layout, disk
+                codegen, name, cres, layout, kinds, disk
             )
     return function, c_entry, kinds[:-2]
 
@@ -210,10 +210,12 @@ def _load(codegen: Any, name: str, cache_dir: Path | None) -> int | None:
     return int(function)
 
 
-def _compile(codegen: Any, name: str, cres: Any, layout: tuple[int, int, int], cache_dir: Path | None) -> int:
+def _compile(
+    codegen: Any, name: str, cres: Any, layout: tuple[int, int, int], kinds: list[int], cache_dir: Path | None
+) -> int:
     lib = codegen.create_library(name)
     module = lib.create_ir_module(name)
-    _emit(module, name, cres, layout)
+    _emit(module, name, cres, layout, kinds)
     lib.add_ir_module(module)
     lib.enable_object_caching()
     lib.finalize()
@@ -239,10 +241,10 @@ def _save(path: Path, data: bytes) -> None:
             Path(tmp).unlink(missing_ok=True)
 
 
-def _emit(module: Any, name: str, cres: Any, layout: tuple[int, int, int]) -> None:
-    """Write f into ``module`` as ``name``: per argument (_kinds) the value numba's C entry
-    takes, built from the words (an array's from its fields at the ``layout`` offsets), then
-    the call."""
+def _emit(module: Any, name: str, cres: Any, layout: tuple[int, int, int], kinds: list[int]) -> None:
+    """Write f into ``module`` as ``name``: per argument (of the ``kinds`` _kinds gave) the
+    value numba's C entry takes, built from the words (an array's from its fields at the
+    ``layout`` offsets), then the call."""
     nb = internals()
     ir, cgutils = nb.ir, nb.cgutils
     ctx, argtys = cres.target_context, list(cres.fndesc.argtypes)
@@ -258,7 +260,7 @@ def _emit(module: Any, name: str, cres: Any, layout: tuple[int, int, int]) -> No
         return b.load(b.gep(words, [ir.Constant(i64, next(at))]))
 
     values = []
-    for t, llt, kind in zip(argtys, callee.args, _kinds(cres) or [], strict=True):
+    for t, llt, kind in zip(argtys, callee.args, kinds, strict=True):
         if kind == _ARRAY:
             obj = word()  # the ndarray's address: its data, dimensions and strides fields
             data, dims, strides = (

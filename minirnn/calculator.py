@@ -27,13 +27,12 @@ import numpy as np
 
 from . import _validate as v
 from . import analysis, bptt
-from .functional import window_steps
+from .functional import HELD, window_steps
 from .model import GATES, RNN, count_params
 
 HORIZON = 1e-3  # the gradient horizon: where the trace falls under this fraction of its start
 TRUNCATION_RANGE = (5, 500)
 OVERHEAD_BYTES = 64 * 1024  # Python objects around the arrays (dicts, caches, reports)
-KEEP = {"rnn": 1, "lstm": 7, "gru": 5}  # forward arrays kept per layer, in units of (T, B, H)
 WORK = {"rnn": 1, "lstm": 4, "gru": 6}  # backward pre-activation gradients, same units
 LOSS_UNITS = {"mse": 3, "cross_entropy": 5}  # loss temporaries incl. dL/dY, in units of (T, B, P)
 
@@ -51,14 +50,14 @@ def activation_bytes(
     """
     tb = T * B
     out = P if P is not None else H
-    kept = layers * KEEP[cell] * tb * H
+    kept = layers * HELD[cell] * tb * H
     y = tb * P if P is not None else 0  # without an output layer Y is the top layer's h
     phases = [kept]  # end of the last layer's forward
     phases.append(kept + y + LOSS_UNITS[loss] * tb * out)
     for layer in range(layers - 1, -1, -1):
         width = I if layer == 0 else H
         # the backward walks windows (functional._windows)
-        work = WORK[cell] * window_steps(T, B, width, H, GATES[cell], KEEP[cell]) * B * H
+        work = WORK[cell] * window_steps(T, B, width, H, GATES[cell], HELD[cell]) * B * H
         incoming = tb * H if (P is not None or layer < layers - 1) else 0
         phases.append(kept + y + tb * out + incoming + work + tb * width)
     return max(phases) * itemsize

@@ -281,6 +281,24 @@ def _windows(T: int, B: int, I: int, H: int, G: int, held: int, copied: int = 0)
     return [(bounds[i], bounds[i + 1]) for i in range(n - 1, -1, -1)]
 
 
+# The arrays a cell's BPTT holds anyway besides dX and the weight gradients, in (T, B, H) units:
+# h, and what its forward saved (LSTM: four gates, c, tanh c; GRU: three gates, u_n).
+HELD = {"rnn": 1, "lstm": 7, "gru": 5}
+
+
+def _window_plan(
+    cell: str, X: np.ndarray, W_hh: np.ndarray, Wr: np.ndarray
+) -> tuple[list[tuple[int, int]], np.ndarray, Any]:
+    """A backward's windows (_windows), the pre-activation buffer of the longest (n, B, G*H)
+    and NumPy's BLAS pointer for their weight-gradient GEMMs (None: NumPy). ``Wr`` is the
+    recurrent operand the scans take: a copy of W_hh unless it is W_hh itself."""
+    T, B, I = X.shape
+    GH, H = W_hh.shape
+    windows = _windows(T, B, I, H, GH // H, HELD[cell], 0 if Wr is W_hh else Wr.size)
+    buf = np.empty((windows[0][1] - windows[0][0], B, GH), dtype=X.dtype)
+    return windows, buf, _blas.gemm(X.dtype)
+
+
 def _new_grads(
     X: np.ndarray, W_xh: np.ndarray, W_hh: np.ndarray, biases: dict[str, bool]
 ) -> dict[str, np.ndarray]:
@@ -487,7 +505,7 @@ def rnn_backward(
         )
     dhs, k = _check_backward(where, dhs, cache.hs, truncate, check_finite)
     X, hs, h0, W_xh, W_hh = cache.X, cache.hs, cache.h0, cache.W_xh, cache.W_hh
-    T, B, I = X.shape
+    T, B, _I = X.shape
     H = W_hh.shape[0]
 
     if jit_enabled():
@@ -503,9 +521,7 @@ def rnn_backward(
         # Zen 3: not worth a change unmeasured where this path runs, AVX-512). The tiles gain
         # from blocks (3-14% at B = 64-128).
         walk = rec if rec.tiled or not rec.block_rows else replace(rec, block_rows=0)
-        windows = _windows(T, B, I, H, 1, 1, 0 if Wr is W_hh else Wr.size)
-        gemm = _blas.gemm(hs.dtype)  # for the windows' weight-gradient GEMMs
-        buf = np.empty((windows[0][1] - windows[0][0], B, H), dtype=hs.dtype)
+        windows, buf, gemm = _window_plan("rnn", X, W_hh, Wr)
         for t0, t1 in windows:
             da = buf[: t1 - t0]
             total = dh_all[t0:t1] if dh_all is not None else None
@@ -698,9 +714,7 @@ def lstm_backward(
     if jit_enabled():
         rec = _time_loop(B, 4 * H, H, hs.dtype)
         Wr = W_hh if rec.python_loop else rec.operand(W_hh)
-        windows = _windows(T, B, X.shape[2], H, 4, 7, 0 if Wr is W_hh else Wr.size)
-        gemm = _blas.gemm(hs.dtype)  # for the windows' weight-gradient GEMMs
-        buf = np.empty((windows[0][1] - windows[0][0], B, 4 * H), dtype=hs.dtype)
+        windows, buf, gemm = _window_plan("lstm", X, W_hh, Wr)
         for t0, t1 in windows:
             da = buf[: t1 - t0]
             total = dh_all[t0:t1] if dh_all is not None else None
@@ -854,9 +868,7 @@ def gru_backward(
     if jit_enabled():
         rec = _time_loop(B, 3 * H, H, hs.dtype)
         Wr = W_hh if rec.python_loop else rec.operand(W_hh)
-        windows = _windows(T, B, X.shape[2], H, 3, 5, 0 if Wr is W_hh else Wr.size)
-        gemm = _blas.gemm(hs.dtype)  # for the windows' weight-gradient GEMMs
-        xbuf = np.empty((windows[0][1] - windows[0][0], B, 3 * H), dtype=hs.dtype)
+        windows, xbuf, gemm = _window_plan("gru", X, W_hh, Wr)
         ua = np.empty((B, 3 * H), dtype=hs.dtype)  # one step's hidden-side gradients
         for t0, t1 in windows:
             dxa = xbuf[: t1 - t0]
