@@ -17,6 +17,7 @@ import importlib.util
 import os
 import sys
 from types import ModuleType, SimpleNamespace
+from typing import Any
 
 KERNEL_FLAGS = {"cache": True, "fastmath": False, "error_model": "numpy", "nogil": True}
 
@@ -36,9 +37,10 @@ _kernels: ModuleType | None = None
 
 
 def _import_numba_arraymath_without_scipy() -> None:
-    """Spare the first kernel call numba's import of scipy.linalg (~0.15 s of a ~0.45 s start).
+    """Spare the first kernel compile numba's import of scipy.linalg (~0.15 s).
 
-    numba's first compile or cache load imports numba.np.arraymath, which imports scipy.linalg
+    numba's first compile (and its usual cache load, not minirnn's: _load_cached) imports
+    numba.np.arraymath, which imports scipy.linalg
     (most of the time goes to scipy's array-API layer importing numpy.f2py) only to set one flag
     (``_HAVE_BLAS``: may np.correlate use np.dot). minirnn never uses numba's BLAS (it calls
     NumPy's, _blas.py). So, when neither module is loaded yet, arraymath is imported with scipy
@@ -62,11 +64,38 @@ def _import_numba_arraymath_without_scipy() -> None:
     arraymath._HAVE_BLAS = importlib.util.find_spec("scipy") is not None
 
 
+def _load_cached(cache, sig, target_context):
+    """numba's FunctionCache.load_overload for minirnn's kernels, without its refresh of the
+    typing and lowering registries (~0.1 s of a ~0.45 s warm start, with the imports it makes:
+    numba.np.arraymath, the typed containers, ...), which machine code loaded from the cache
+    never consults; only the NRT, which pack_panels' allocation links against, is readied. On a
+    miss numba compiles next, and its compiler refreshes the registries itself: arraymath is
+    imported first without scipy (_import_numba_arraymath_without_scipy).
+    tests/test_compile.py runs a warm and a cold first call in new processes."""
+    from numba.core.runtime import rtsys
+
+    rtsys.initialize(target_context)
+    cres = None
+    with cache._guard_against_spurious_io_errors():  # numba's: a racing writer's partial file
+        cres = cache._load_overload(sig, target_context)
+    if cres is None:
+        _import_numba_arraymath_without_scipy()
+    return cres
+
+
+def _loads_without_refresh(dispatcher):
+    """``dispatcher`` with _load_cached as its cache's loader, where numba's cache has the
+    methods it calls (else numba's own loader stays)."""
+    cache: Any = getattr(dispatcher, "_cache", None)
+    if all(hasattr(cache, name) for name in ("_load_overload", "_guard_against_spurious_io_errors")):
+        cache.load_overload = functools.partial(_load_cached, cache)
+    return dispatcher
+
+
 def kernels() -> ModuleType:
     """The compiled-kernel module, imported on first use."""
     global _kernels
     if _kernels is None:
-        _import_numba_arraymath_without_scipy()
         from . import kernels as k
 
         _kernels = k
@@ -93,8 +122,8 @@ def njit(fn=None, **overrides):
 
     flags = {**KERNEL_FLAGS, **overrides}
     if fn is None:
-        return lambda f: numba.njit(**flags)(f)
-    return numba.njit(**flags)(fn)
+        return lambda f: _loads_without_refresh(numba.njit(**flags)(f))
+    return _loads_without_refresh(numba.njit(**flags)(fn))
 
 
 def extending() -> SimpleNamespace:
