@@ -132,7 +132,7 @@ def transcend64_(row, code):
         th = th if x >= 0 else -th
         sg = 1.0 - q if x >= 0 else q  # (e + 1) / (e + 2), and exactly 1 once q < ulp/2
         out = th if is_tanh else sg
-        row[j] = out if x == x else x  # NaN in, NaN out
+        row[j] = out if x == x else x + x  # NaN in, NaN out (x + x, not x: no masked store)
 
 
 @njit
@@ -151,7 +151,7 @@ def transcend32_(row, code):
         th = th if x >= 0 else -th
         sg = _ONE32 - q if x >= 0 else q
         out = th if is_tanh else sg
-        row[j] = out if x == x else x
+        row[j] = out if x == x else x + x
 
 
 def transcend_(row, code):
@@ -223,8 +223,12 @@ def activate_inplace(a, code):
     if code == 0 or code == 2:
         transcend_(flat, code)
     elif code == 1:
+        zero = unit(a) - unit(a)
         for i in range(flat.size):
-            flat[i] = flat[i] if flat[i] > 0 else flat[i] - flat[i]  # +0, in a's dtype
+            # +0 below, in a's dtype; "+ zero" (not folded away: -0 + 0 is +0) makes it a new
+            # value, so LLVM stores it instead of masking the store: 2-3x faster
+            v = flat[i]
+            flat[i] = (v if v > 0 else v - v) + zero
 
 
 @njit
@@ -240,7 +244,8 @@ def backprop_activation(g, h, code, out):
             of[i] = gf[i] * (u1 - hf[i] * hf[i])
     elif code == 1:
         for i in range(n):
-            of[i] = gf[i] if hf[i] > 0 else u1 - u1
+            g_i = gf[i]  # read whatever the sign, so the loop needs no masked loads
+            of[i] = g_i if hf[i] > 0 else u1 - u1
     elif code == 2:
         for i in range(n):
             of[i] = gf[i] * (hf[i] * (u1 - hf[i]))
@@ -885,7 +890,9 @@ def window_grads(gemm, t0, da, gates, X, h0, hs, W_xh, ones, dW_xh, dW_hh, dX, d
     (cells.gru_step_backward), made in da's place once the input side is done with it. H_prev
     are the states h_{t-1}: h0 for the sequence's first step, hs before. ones holds at least
     n B ones; an empty db_h / db_hh is a bias the cell does not have. Each product is a
-    row-major CBLAS GEMM on the arrays' memory at an element offset (address)."""
+    row-major CBLAS GEMM on the arrays' memory at an element offset (address). The two bias
+    sums share 1^T DA (UA's is DA's but for the GRU's n part, summed apart): a pass over DA
+    fewer, 0-3% of a window at (200, 64, 128, 256)."""
     n, B, GH = da.shape
     I = X.shape[2]
     H = hs.shape[2]
@@ -894,9 +901,15 @@ def window_grads(gemm, t0, da, gates, X, h0, hs, W_xh, ones, dW_xh, dW_hh, dX, d
     x_w, dx_w, dw_x = address(X, t0 * B * I), address(dX, t0 * B * I), address(dW_xh, 0)
     gemm(ROW_MAJOR, TRANS, NO_TRANS, GH, I, rows, 1.0, DA, GH, x_w, I, 1.0, dw_x, I)
     gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, I, GH, 1.0, DA, GH, address(W_xh, 0), I, 0.0, dx_w, I)
-    if db_h.size > 0:
-        gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, 1, GH, rows, 1.0, one, rows, DA, GH, 1.0, address(db_h, 0), GH)
-    if gates.shape[0] > 0:  # the GRU: da_n -> da_n r, the hidden side's n part
+    gru = gates.shape[0] > 0
+    if db_h.size > 0 or db_hh.size > 0:  # 1^T DA once for both biases, not a pass each
+        total = np.empty(GH, dtype=da.dtype)
+        gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, 1, GH, rows, 1.0, one, rows, DA, GH, 0.0, address(total, 0), GH)
+        for j in range(db_h.size):
+            db_h[j] += total[j]
+        for j in range(db_hh.size - H if gru else db_hh.size):  # the GRU's n part: below
+            db_hh[j] += total[j]
+    if gru:  # da_n -> da_n r, the hidden side's n part
         for i in range(n):
             for b in range(B):
                 for j in range(H):
@@ -910,5 +923,21 @@ def window_grads(gemm, t0, da, gates, X, h0, hs, W_xh, ones, dW_xh, dW_hh, dX, d
         if n > 1:
             DA1, hs0 = address(da, B * GH), address(hs, 0)
             gemm(ROW_MAJOR, TRANS, NO_TRANS, GH, H, rows - B, 1.0, DA1, GH, hs0, H, 1.0, dw, H)
-    if db_hh.size > 0:
-        gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, 1, GH, rows, 1.0, one, rows, DA, GH, 1.0, address(db_hh, 0), GH)
+    if gru and db_hh.size > 0:
+        n_part = GH - H
+        gemm(
+            ROW_MAJOR,
+            NO_TRANS,
+            NO_TRANS,
+            1,
+            H,
+            rows,
+            1.0,
+            one,
+            rows,
+            address(da, n_part),
+            GH,
+            1.0,
+            address(db_hh, n_part),
+            GH,
+        )

@@ -45,12 +45,15 @@ def test_a_pointer_that_disagrees_is_not_used(fresh, monkeypatch):
     "case",
     [
         # (T, B, I, H, gates, GRU, t0, n, biases)
-        (10, 3, 5, 4, 1, False, 4, 3, True),  # a window after the first: h_{t-1} from hs
-        (10, 3, 5, 4, 4, False, 0, 3, True),  # the first window: h0 for its first step
-        (10, 3, 5, 4, 3, True, 2, 5, True),  # GRU: W_hh's n rows take da_n r
-        (10, 3, 5, 4, 3, True, 0, 1, True),  # a one-step first window
-        (6, 2, 3, 4, 1, False, 0, 6, False),  # the whole sequence, no biases
-        (7, 1, 1, 2, 3, True, 3, 4, False),
+        (10, 3, 5, 4, 1, False, 4, 3, "b_h b_hh"),  # a window after the first: h_{t-1} from hs
+        (10, 3, 5, 4, 4, False, 0, 3, "b_h b_hh"),  # the first window: h0 for its first step
+        (10, 3, 5, 4, 3, True, 2, 5, "b_h b_hh"),  # GRU: W_hh's n rows take da_n r
+        (10, 3, 5, 4, 3, True, 0, 1, "b_h b_hh"),  # a one-step first window
+        (6, 2, 3, 4, 1, False, 0, 6, ""),  # the whole sequence, no biases
+        (7, 1, 1, 2, 3, True, 3, 4, ""),
+        (8, 2, 3, 4, 3, True, 2, 3, "b_hh"),  # one bias of the two: the sums they share
+        (8, 2, 3, 4, 3, True, 2, 3, "b_h"),
+        (8, 2, 3, 4, 4, False, 2, 3, "b_hh"),
     ],
 )
 def test_window_grads_equal_numpy(fresh, rng, dtype, case):
@@ -72,7 +75,7 @@ def test_window_grads_equal_numpy(fresh, rng, dtype, case):
     da = arr(n, B, GH)
     gates = arr(n, B, GH) if gru else np.empty((0, 0, 0), dtype)  # r is a GRU's first H
     dW_xh, dW_hh, dX = arr(GH, I), arr(GH, H), arr(T, B, I)
-    db_h, db_hh = (arr(GH), arr(GH)) if biases else (np.empty(0, dtype), np.empty(0, dtype))
+    db_h, db_hh = (arr(GH) if name in biases.split() else np.empty(0, dtype) for name in ("b_h", "b_hh"))
     f64 = {
         k: v.astype(np.float64)
         for k, v in dict(dW_xh=dW_xh, dW_hh=dW_hh, dX=dX, db_h=db_h, db_hh=db_hh).items()
@@ -85,8 +88,9 @@ def test_window_grads_equal_numpy(fresh, rng, dtype, case):
     f64["dW_xh"] += DA.T @ X[t0 : t0 + n].reshape(n * B, I)
     f64["dX"][t0 : t0 + n] = (DA @ W).reshape(n, B, I)
     f64["dW_hh"] += UA.T @ h_prev
-    if biases:
+    if db_h.size:
         f64["db_h"] += DA.sum(axis=0)
+    if db_hh.size:
         f64["db_hh"] += UA.sum(axis=0)
     ones = np.ones(n * B + 3, dtype)  # longer than needed, as functional._ones may be
     kernels().window_grads(gemm, t0, da, gates, X, h0, hs, W, ones, dW_xh, dW_hh, dX, db_h, db_hh)
