@@ -188,12 +188,17 @@ def _typed_overloads() -> None:
         return lambda a: scalar(1)
 
     def exponent_bits(result, float_type, bits, mantissa, bias):
-        """2^k from an integral float k: (int(k) + bias) << mantissa, read as a float."""
+        """2^k from an integral float k: (int(k) + bias) << mantissa, read as a float. k
+        goes through a 32-bit integer (|k| < 1100), widened after: AVX2 converts vectors of
+        doubles to 32-bit integers but not to 64-bit ones, which LLVM did one lane at a time
+        (float64 tanh/sigmoid 1.3x slower)."""
 
         @intrinsic
         def build(typingctx, k):
             def codegen(context, builder, signature, args):
-                n = builder.fptosi(args[0], ir.IntType(bits))  # k is finite: callers cap y
+                n = builder.fptosi(args[0], ir.IntType(32))  # k is finite: callers cap y
+                if bits != 32:
+                    n = builder.sext(n, ir.IntType(bits))
                 n = builder.add(n, ir.Constant(ir.IntType(bits), bias))
                 return builder.bitcast(builder.shl(n, ir.Constant(ir.IntType(bits), mantissa)), float_type)
 
