@@ -214,27 +214,27 @@ def _check_inputs(
     return X, W_xh, W_hh, out_b, out_s
 
 
-def _input_projection(X: np.ndarray, W_xh: np.ndarray, b: np.ndarray | None) -> np.ndarray:
-    """X W_xh^T + b for all T steps in one GEMM: (T, B, G*H), C-contiguous.
-
-    The output is filled with the bias (or zeros) and NumPy's GEMM adds to it (beta = 1, through
-    its pointer): one pass over the (T, B, G*H) array fewer than a GEMM (whose beta = 0 clears
-    its output first) and then ``+= b`` (4 ms of a 52 MB float32 array here). Without the
-    pointer, ``np.matmul`` and ``+= b``."""
+def _input_projection(X: np.ndarray, W_xh: np.ndarray) -> np.ndarray:
+    """X W_xh^T for all T steps in one GEMM: (T, B, G*H), C-contiguous. The time loops add the
+    input-side bias step by step, where they read this anyway (kernels.add_bias): filling the
+    array with the bias for a GEMM to add to (beta = 1) was a pass more over it, 2-8 ms at
+    (200, 64, 128, 256). Through NumPy's GEMM pointer (no temporaries), else ``np.matmul``."""
     T, B, I = X.shape
     GH = W_xh.shape[0]
     gemm = _blas.gemm(X.dtype)
     if gemm is None:
-        xa = np.matmul(X.reshape(T * B, I), W_xh.T).reshape(T, B, GH)
-        if b is not None:
-            xa += b
-        return xa
+        return np.matmul(X.reshape(T * B, I), W_xh.T).reshape(T, B, GH)
     xa = np.empty((T, B, GH), dtype=X.dtype)
-    xa[...] = b if b is not None else 0
-    # all three C-contiguous (_check_inputs): xa (T B, G H) += X (T B, I) @ W_xh^T
+    # all three C-contiguous (_check_inputs): xa (T B, G H) = X (T B, I) @ W_xh^T
     x, w, out = X.ctypes.data, W_xh.ctypes.data, xa.ctypes.data
-    gemm(_blas.ROW_MAJOR, _blas.NO_TRANS, _blas.TRANS, T * B, GH, I, 1.0, x, I, w, I, 1.0, out, GH)
+    gemm(_blas.ROW_MAJOR, _blas.NO_TRANS, _blas.TRANS, T * B, GH, I, 1.0, x, I, w, I, 0.0, out, GH)
     return xa
+
+
+def _bias(b: np.ndarray | None, n: int, dtype: np.dtype) -> np.ndarray:
+    """A bias as the time loops take it: b, or where there is none an empty array (n = 0) or
+    n zeros."""
+    return b if b is not None else np.zeros(n, dtype=dtype)
 
 
 # The backward pass walks the sequence in windows (_windows): the pre-activation gradients of one
@@ -451,13 +451,14 @@ def rnn_forward(
     if h0 is None:
         h0 = np.zeros((B, H), dtype=X.dtype)
     if jit_enabled():
-        hs = _input_projection(X, W_xh, b_h)
+        hs = _input_projection(X, W_xh)
         code = ACTIVATION_CODES[activation]
+        b = _bias(b_h, 0, X.dtype)
         rec = _time_loop(B, H, H, X.dtype)
         if rec.python_loop:
-            loops.rnn_forward(hs, W_hh.T, h0, code)
+            loops.rnn_forward(hs, W_hh.T, h0, b, code)
         else:
-            rec.scan(kernels().rnn_forward_scan, B, hs, rec.operand(W_hh.T), h0, code)
+            rec.scan(kernels().rnn_forward_scan, B, hs, rec.operand(W_hh.T), h0, b, code)
     else:
         hs = np.empty((T, B, H), dtype=X.dtype)
         h = h0
@@ -661,8 +662,8 @@ def lstm_forward(
     hs = np.empty((T, B, H), dtype=X.dtype)
     cs, tanh_cs = np.empty_like(hs), np.empty_like(hs)
     if jit_enabled():
-        gates = _input_projection(X, W_xh, b_h)
-        args = (h_0, c_0, hs, cs, tanh_cs)
+        gates = _input_projection(X, W_xh)
+        args = (_bias(b_h, 0, X.dtype), h_0, c_0, hs, cs, tanh_cs)
         rec = _time_loop(B, 4 * H, H, X.dtype)
         if rec.python_loop:
             loops.lstm_forward(gates, W_hh.T, *args)
@@ -824,14 +825,14 @@ def gru_forward(
     hs = np.empty((T, B, H), dtype=X.dtype)
     hn = np.empty_like(hs)
     if jit_enabled():
-        gates = _input_projection(X, W_xh, b_h)  # the steps overwrite it with r, z, n in place
-        b = b_hh if b_hh is not None else np.zeros(3 * H, dtype=X.dtype)
+        gates = _input_projection(X, W_xh)  # the steps overwrite it with r, z, n in place
+        b = (_bias(b_h, 3 * H, X.dtype), _bias(b_hh, 3 * H, X.dtype))
         u = np.empty((B, 3 * H), dtype=X.dtype)
         rec = _time_loop(B, 3 * H, H, X.dtype)
         if rec.python_loop:
-            loops.gru_forward(gates, W_hh.T, b, h_0, hs, hn, u)
+            loops.gru_forward(gates, W_hh.T, *b, h_0, hs, hn, u)
         else:
-            rec.scan(kernels().gru_forward_scan, B, gates, rec.operand(W_hh.T), b, h_0, hs, hn, u)
+            rec.scan(kernels().gru_forward_scan, B, gates, rec.operand(W_hh.T), *b, h_0, hs, hn, u)
     else:
         gates = np.empty((T, B, 3 * H), dtype=X.dtype)
         h = h_0

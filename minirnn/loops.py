@@ -22,13 +22,15 @@ from ._jit import kernels
 # ---------------------------------------------------------------------------------------------
 
 
-def rnn_forward(hs: np.ndarray, W_hhT: np.ndarray, h0: np.ndarray, code: int) -> None:
-    """hs[t] <- f(hs[t] + h_{t-1} W_hh^T) in place; hs holds the input projection on entry."""
+def rnn_forward(hs: np.ndarray, W_hhT: np.ndarray, h0: np.ndarray, b: np.ndarray, code: int) -> None:
+    """hs[t] <- f(hs[t] + b + h_{t-1} W_hh^T) in place; hs holds the input projection on entry,
+    b the bias (empty: none)."""
     k = kernels()
     tmp = np.empty_like(h0)
     h_prev = h0
     for t in range(hs.shape[0]):
         np.matmul(h_prev, W_hhT, out=tmp)
+        k.add_bias(tmp, b)
         hs[t] += tmp
         k.activate_inplace(hs[t], code)
         h_prev = hs[t]
@@ -65,6 +67,7 @@ def rnn_backward(
 def lstm_forward(
     gates: np.ndarray,
     W_hhT: np.ndarray,
+    b: np.ndarray,
     h0: np.ndarray,
     c0: np.ndarray,
     hs: np.ndarray,
@@ -72,12 +75,14 @@ def lstm_forward(
     tcs: np.ndarray,
 ) -> None:
     """kernels.lstm_forward_scan with NumPy's GEMM: gates holds the input projection on entry
-    and i, f, g, o after; hs, cs, tcs receive h_t, c_t and tanh(c_t)."""
-    step = kernels().lstm_forward_step
+    (b the bias, empty: none) and i, f, g, o after; hs, cs, tcs receive h_t, c_t and tanh(c_t)."""
+    k = kernels()
+    step = k.lstm_forward_step
     tmp = np.empty(gates.shape[1:], dtype=gates.dtype)
     h_prev, c_prev = h0, c0
     for t in range(gates.shape[0]):
         np.matmul(h_prev, W_hhT, out=tmp)
+        k.add_bias(tmp, b)
         gates[t] += tmp
         step(gates[t], c_prev, cs[t], tcs[t], hs[t])
         h_prev, c_prev = hs[t], cs[t]
@@ -120,6 +125,7 @@ def lstm_backward(
 def gru_forward(
     gates: np.ndarray,
     W_hhT: np.ndarray,
+    b_ih: np.ndarray,
     b_hh: np.ndarray,
     h0: np.ndarray,
     hs: np.ndarray,
@@ -132,7 +138,7 @@ def gru_forward(
     h_prev = h0
     for t in range(gates.shape[0]):
         np.matmul(h_prev, W_hhT, out=u)
-        step(gates[t], u, b_hh, h_prev, hn[t], hs[t])
+        step(gates[t], u, b_ih, b_hh, h_prev, hn[t], hs[t])
         h_prev = hs[t]
 
 
