@@ -422,7 +422,10 @@ WARM_STARTS = 3  # new processes timed with the caches warm; the median counts
 
 def new_processes(script: str, env: dict) -> tuple[str, list[str]]:
     """Run ``script`` in 1 + WARM_STARTS new Python processes, one after another with the same
-    numba cache: the first output (cold cache), and the others' (warm)."""
+    numba cache: the first output (cold cache), and the others' (warm). Python writes its
+    bytecode as it does on a user's machine (PYTHONDONTWRITEBYTECODE, set in some development
+    environments, would compile every module of ours anew in each process)."""
+    env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
     outs = [
         subprocess.run(
             [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
