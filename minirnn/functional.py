@@ -365,6 +365,7 @@ def _accumulate(
             hs,
             W_xh,
             _ones(n * B, da.dtype),
+            np.empty(da.shape[2], dtype=da.dtype),
             grads["W_xh"],
             grads["W_hh"],
             grads["X"],

@@ -221,42 +221,47 @@ def _typed_overloads() -> None:
 _typed_overloads()
 
 
+# The elementwise kernels walk their (B, N) arrays row by row rather than through a flat view:
+# numba's reshape is compiled code of numba.np.arrayobj's, which a kernel loaded from the cache
+# then imports (with numba's string support, ~25 ms of a ~0.3 s warm start).
+
+
 @njit
 def activate_inplace(a, code):
-    """a <- f(a) elementwise on a C-contiguous array (the rows of one time step)."""
-    flat = a.reshape(-1)
+    """a <- f(a) elementwise, a (B, N) C-contiguous (the rows of one time step)."""
     if code == 0 or code == 2:
-        transcend_(flat, code)
+        for r in range(a.shape[0]):
+            transcend_(a[r], code)
     elif code == 1:
         zero = unit(a) - unit(a)
-        for i in range(flat.size):
-            # +0 below, in a's dtype; "+ zero" (not folded away: -0 + 0 is +0) makes it a new
-            # value, so LLVM stores it instead of masking the store: 2-3x faster
-            v = flat[i]
-            flat[i] = (v if v > 0 else v - v) + zero
+        for r in range(a.shape[0]):
+            for i in range(a.shape[1]):
+                # +0 below, in a's dtype; "+ zero" (not folded away: -0 + 0 is +0) makes it a
+                # new value, so LLVM stores it instead of masking the store: 2-3x faster
+                v = a[r, i]
+                a[r, i] = (v if v > 0 else v - v) + zero
 
 
 @njit
 def backprop_activation(g, h, code, out):
     """out <- g * f'(a), with f'(a) written through h = f(a) (cells.activation_derivative)."""
     u1 = unit(g)
-    gf = g.reshape(-1)
-    hf = h.reshape(-1)
-    of = out.reshape(-1)
-    n = gf.size
-    if code == 0:
-        for i in range(n):
-            of[i] = gf[i] * (u1 - hf[i] * hf[i])
-    elif code == 1:
-        for i in range(n):
-            g_i = gf[i]  # read whatever the sign, so the loop needs no masked loads
-            of[i] = g_i if hf[i] > 0 else u1 - u1
-    elif code == 2:
-        for i in range(n):
-            of[i] = gf[i] * (hf[i] * (u1 - hf[i]))
-    else:
-        for i in range(n):
-            of[i] = gf[i]
+    B, n = g.shape
+    for r in range(B):
+        gf, hf, of = g[r], h[r], out[r]
+        if code == 0:
+            for i in range(n):
+                of[i] = gf[i] * (u1 - hf[i] * hf[i])
+        elif code == 1:
+            for i in range(n):
+                g_i = gf[i]  # read whatever the sign, so the loop needs no masked loads
+                of[i] = g_i if hf[i] > 0 else u1 - u1
+        elif code == 2:
+            for i in range(n):
+                of[i] = gf[i] * (hf[i] * (u1 - hf[i]))
+        else:
+            for i in range(n):
+                of[i] = gf[i]
 
 
 @njit
@@ -338,9 +343,10 @@ def lanes(a):
 
 def tile_(rows, vectors, C, c, ldc, A, a, lda, P, p, K):
     """One tile: C[c + r ldc + n] += sum_k A[a + r lda + k] P[p + k w + n] for r < rows, n < w,
-    k < K, with C, A, P flat views and w = vectors * lanes. This Python body is what
-    NUMBA_DISABLE_JIT=1 runs; compiled, rows and vectors are literal and pick the LLVM IR tile
-    built for them (see _tile_overloads)."""
+    k < K, with C, A, P addressed flat (C and A are C-contiguous) and w = vectors * lanes. This
+    Python body is what NUMBA_DISABLE_JIT=1 runs; compiled, rows and vectors are literal and
+    pick the LLVM IR tile built for them (see _tile_overloads)."""
+    C, A = C.reshape(-1), A.reshape(-1)
     w = vectors * lanes(C)
     panel = P[p : p + K * w].reshape(K, w)
     for r in range(rows):
@@ -389,21 +395,20 @@ def tiles_acc(A, P, out):
     L = lanes(out)
     W = TILE_VECTORS * L
     N3, N1 = N - N % W, N - N % L
-    a, c = A.reshape(-1), out.reshape(-1)
     step = K_CHUNK32 if out.itemsize == 4 else K_CHUNK64
     for k0 in range(0, K, step):
         kc = min(step, K - k0)
-        for j in range(0, N3, W):
-            panel_(TILE_VECTORS, c, j, N, a, k0, K, P, kc, B)
+        for j in range(0, N3, W):  # the tiles address out and A by flat offsets
+            panel_(TILE_VECTORS, out, j, N, A, k0, K, P, kc, B)
         for j in range(N3, N1, L):
-            panel_(1, c, j, N, a, k0, K, P, kc, B)
+            panel_(1, out, j, N, A, k0, K, P, kc, B)
         w = N - N1  # the last N % lanes columns: a sum per element (an in-order reduction,
         for b in range(B):  # which LLVM leaves scalar: a quarter second less to compile)
             for n in range(w):
-                s = c[b * N + N1 + n]
+                s = out[b, N1 + n]
                 for k in range(k0, k0 + kc):
-                    s += a[b * K + k] * P[N1 * K + k * w + n]
-                c[b * N + N1 + n] = s
+                    s += A[b, k] * P[N1 * K + k * w + n]
+                out[b, N1 + n] = s
 
 
 def product_(gemm, A, M, out):
@@ -562,9 +567,10 @@ _tile_overloads()
 
 @njit
 def zero(a):
-    f = a.reshape(-1)
-    for i in range(f.size):
-        f[i] = 0
+    """a (B, N) <- 0."""
+    for r in range(a.shape[0]):
+        for i in range(a.shape[1]):
+            a[r, i] = 0
 
 
 @njit
@@ -589,15 +595,16 @@ def add_bias(a, b):
 @njit
 def rnn_backward_step(dhs_t, carry, h_t, code, da_t, dh_total_t, keep_dh):
     """g = dhs_t + carry (kept in dh_total_t if asked), da_t = g f'(a_t), in one pass."""
-    gf, cf = dhs_t.reshape(-1), carry.reshape(-1)
+    B, H = carry.shape
     if keep_dh:
-        tf = dh_total_t.reshape(-1)
-        for i in range(gf.size):
-            tf[i] = gf[i] + cf[i]
+        for r in range(B):
+            for i in range(H):
+                dh_total_t[r, i] = dhs_t[r, i] + carry[r, i]
         backprop_activation(dh_total_t, h_t, code, da_t)
     else:
-        for i in range(gf.size):
-            cf[i] += gf[i]  # the carry buffer holds g_t until the product overwrites it
+        for r in range(B):
+            for i in range(H):
+                carry[r, i] += dhs_t[r, i]  # the carry buffer holds g_t until the product overwrites it
         backprop_activation(carry, h_t, code, da_t)
 
 
@@ -901,7 +908,7 @@ _address_overload()
 
 
 @njit
-def window_grads(gemm, t0, da, gates, X, h0, hs, W_xh, ones, dW_xh, dW_hh, dX, db_h, db_hh):
+def window_grads(gemm, t0, da, gates, X, h0, hs, W_xh, ones, total, dW_xh, dW_hh, dX, db_h, db_hh):
     """One backward window's weight gradients and dX (functional._accumulate), steps t0 ..
     t0 + n of the sequence, in one compiled call (a Python call per product cost 10-20 us of
     ctypes and NumPy overhead each, most of a short window's time at B = 1)::
@@ -912,10 +919,11 @@ def window_grads(gemm, t0, da, gates, X, h0, hs, W_xh, ones, dW_xh, dW_hh, dX, d
     the GRU (gates, the window's (n, B, 3H) r, z, n, not empty): there UA's n part is da_n r
     (cells.gru_step_backward), made in da's place once the input side is done with it. H_prev
     are the states h_{t-1}: h0 for the sequence's first step, hs before. ones holds at least
-    n B ones; an empty db_h / db_hh is a bias the cell does not have. Each product is a
-    row-major CBLAS GEMM on the arrays' memory at an element offset (address). The two bias
-    sums share 1^T DA (UA's is DA's but for the GRU's n part, summed apart): a pass over DA
-    fewer, 0-3% of a window at (200, 64, 128, 256)."""
+    n B ones, total (G*H,) is work space (the caller's: an allocation here would make the kernel
+    import numba's array module when loaded from the cache); an empty db_h / db_hh is a bias the
+    cell does not have. Each product is a row-major CBLAS GEMM on the arrays' memory at an
+    element offset (address). The two bias sums share 1^T DA (UA's is DA's but for the GRU's n
+    part, summed apart): a pass over DA fewer, 0-3% of a window at (200, 64, 128, 256)."""
     n, B, GH = da.shape
     I = X.shape[2]
     H = hs.shape[2]
@@ -926,7 +934,6 @@ def window_grads(gemm, t0, da, gates, X, h0, hs, W_xh, ones, dW_xh, dW_hh, dX, d
     gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, I, GH, 1.0, DA, GH, address(W_xh, 0), I, 0.0, dx_w, I)
     gru = gates.shape[0] > 0
     if db_h.size > 0 or db_hh.size > 0:  # 1^T DA once for both biases, not a pass each
-        total = np.empty(GH, dtype=da.dtype)
         gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, 1, GH, rows, 1.0, one, rows, DA, GH, 0.0, address(total, 0), GH)
         for j in range(db_h.size):
             db_h[j] += total[j]

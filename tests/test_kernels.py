@@ -138,7 +138,7 @@ def test_vectorisable_tanh_and_sigmoid_match_numpy():
     x = np.concatenate([np.linspace(-50, 50, 400_001), edges])
     for code, name in ((0, "tanh"), (2, "sigmoid")):
         got = x.copy()
-        kernels.activate_inplace(got, code)
+        kernels.activate_inplace(got[None], code)  # one row
         ref = cells.activate(x, name)
         normal = np.abs(ref) > 1e-300  # sigmoid(-800) underflows: compared absolutely below
         rel = np.abs(got - ref)[normal] / np.abs(ref[normal])
@@ -156,7 +156,7 @@ def test_float32_tanh_and_sigmoid_are_float32_accurate():
     x = x32.astype(np.float64)
     for code, exact in ((0, np.tanh(x)), (2, cells.sigmoid(x))):  # float64: exact to 1e-16
         got = x32.copy()
-        kernels.activate_inplace(got, code)
+        kernels.activate_inplace(got[None], code)  # one row
         assert got.dtype == np.float32
         normal = np.abs(exact) > 1e-37  # sigmoid below -88 is subnormal: compared absolutely
         ulps = np.abs(got - exact)[normal] / np.spacing(np.abs(exact[normal]).astype(np.float32))
@@ -196,7 +196,7 @@ def test_tanh_and_sigmoid_at_nan_and_infinity(dtype):
     x = np.array([np.nan, np.inf, -np.inf, 0.0, 50.0], dtype=dtype)
     for code, expected in ((0, [np.nan, 1, -1, 0, 1]), (2, [np.nan, 1, 0, 0.5, 1])):
         got = x.copy()
-        kernels.activate_inplace(got, code)
+        kernels.activate_inplace(got[None], code)  # one row
         np.testing.assert_array_equal(got[:2], np.array(expected[:2], dtype=dtype))
         assert abs(got[2] - expected[2]) < 1e-37 and got[3] == expected[3] and got[4] == expected[4]
 
