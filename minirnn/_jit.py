@@ -1,6 +1,6 @@
 """The one place that knows about numba.
 
-numba is imported lazily (it costs ~0.5 s), so ``import minirnn`` stays fast and the plain
+numba is imported lazily (it costs 0.2-0.3 s), so ``import minirnn`` stays fast and the plain
 NumPy reference path works even where numba cannot compile. Flags for every kernel live here:
 ``cache=True`` so a new process reuses compiled code, fastmath off because gradient checks
 cover these kernels (design.md; even ``contract``, fused multiply-adds, ~15% on the
