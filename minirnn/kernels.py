@@ -371,7 +371,8 @@ def pack_panels(R):
 @njit(inline="always")
 def panel_(vectors, c, j, N, a, k0, K, P, kc, B):
     """Rows 0..B of the panel of ``vectors`` vectors' width at column j, over k0..k0 + kc: in
-    tiles of TILE_ROWS rows, then of two, then the last odd row alone."""
+    tiles of TILE_ROWS rows, then of two, then the last odd row alone. c (B, N) is the output
+    and a (B, K) the left operand, both C-contiguous, which the tiles address by flat offsets."""
     w = vectors * lanes(c)
     p = j * K + k0 * w
     B4, B2 = B - B % TILE_ROWS, B - B % 2
