@@ -40,13 +40,13 @@ def _import_numba_arraymath_without_scipy() -> None:
     """Spare the first kernel compile numba's import of scipy.linalg (~0.15 s).
 
     numba's first compile (and its usual cache load, not minirnn's: _load_cached) imports
-    numba.np.arraymath, which imports scipy.linalg
-    (most of the time goes to scipy's array-API layer importing numpy.f2py) only to set one flag
-    (``_HAVE_BLAS``: may np.correlate use np.dot). minirnn never uses numba's BLAS (it calls
-    NumPy's, _blas.py). So, when neither module is loaded yet, arraymath is imported with scipy
-    hidden for that moment, and the flag is then set to what numba would have found; numba's
-    own BLAS paths (np.dot, np.linalg in a user's kernel) import scipy themselves when typed.
-    tests/test_blas.py runs a user kernel with np.dot and np.correlate after this.
+    numba.np.arraymath, which imports scipy.linalg (most of the time goes to scipy's array-API
+    layer importing numpy.f2py) only to set one flag (``_HAVE_BLAS``: may np.correlate use
+    np.dot). minirnn never uses numba's BLAS (it calls NumPy's, _blas.py). So, when neither
+    module is loaded yet, arraymath is imported with scipy hidden for that moment, and the flag
+    is then set to what numba would have found; numba's own BLAS paths (np.dot, np.linalg in a
+    user's kernel) import scipy themselves when typed. tests/test_blas.py runs a user kernel
+    with np.dot and np.correlate after this.
     """
     if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
         return

@@ -347,9 +347,9 @@ def _accumulate(
 
     With NumPy's BLAS pointer ``gemm`` (_blas.gemm, which the caller looks up once for all its
     windows; None: NumPy) all of it is one compiled call, kernels.window_grads, accumulating in
-    place with no temporaries: the h_{t-1} of a window
-    after the first are the contiguous hs[t0 - 1 : t1 - 1], one GEMM; the bias sums are
-    products with a vector of ones (1.2-3x faster than ``sum(axis=0)``).
+    place with no temporaries: the h_{t-1} of a window after the first are the contiguous
+    hs[t0 - 1 : t1 - 1], one GEMM; both bias sums come from one product with a vector of ones
+    (1.2-3x faster than ``sum(axis=0)``).
     """
     n, B, I = t1 - t0, X.shape[1], X.shape[2]
     H = hs.shape[2]

@@ -603,9 +603,9 @@ def rnn_backward_step(dhs_t, carry, h_t, code, da_t, dh_total_t, keep_dh):
                 dh_total_t[r, i] = dhs_t[r, i] + carry[r, i]
         backprop_activation(dh_total_t, h_t, code, da_t)
     else:
-        for r in range(B):
+        for r in range(B):  # the carry buffer holds g_t until the product overwrites it
             for i in range(H):
-                carry[r, i] += dhs_t[r, i]  # the carry buffer holds g_t until the product overwrites it
+                carry[r, i] += dhs_t[r, i]
         backprop_activation(carry, h_t, code, da_t)
 
 
@@ -614,9 +614,10 @@ def rnn_forward_scan(gemm, hs, Wr, h0, b, code, b0, b1):
     """In place over the time loop: hs[t] <- f(hs[t] + b + h_{t-1} W_hh^T), h_{-1} = h0.
 
     On entry hs holds the input projection X W_xh^T for every step (T, B, H), b the bias b_h
-    (empty: none); on exit hs holds the hidden states. Wr is W_hh^T as product_ takes it (W_hh^T without BLAS,
-    W_hh with it), C-contiguous. Only batch rows b0:b1 are walked (every scan takes such a
-    block: the rows' recurrences are independent, see _threads.py); (0, B) is all of them.
+    (empty: none); on exit hs holds the hidden states. Wr is W_hh^T as product_ takes it
+    (W_hh^T without BLAS, W_hh with it), C-contiguous. Only batch rows b0:b1 are walked (every
+    scan takes such a block: the rows' recurrences are independent, see _threads.py); (0, B) is
+    all of them.
     """
     for t in range(hs.shape[0]):
         h_t = hs[t, b0:b1]
@@ -954,21 +955,6 @@ def window_grads(gemm, t0, da, gates, X, h0, hs, W_xh, ones, total, dW_xh, dW_hh
         if n > 1:
             DA1, hs0 = address(da, B * GH), address(hs, 0)
             gemm(ROW_MAJOR, TRANS, NO_TRANS, GH, H, rows - B, 1.0, DA1, GH, hs0, H, 1.0, dw, H)
-    if gru and db_hh.size > 0:
-        n_part = GH - H
-        gemm(
-            ROW_MAJOR,
-            NO_TRANS,
-            NO_TRANS,
-            1,
-            H,
-            rows,
-            1.0,
-            one,
-            rows,
-            address(da, n_part),
-            GH,
-            1.0,
-            address(db_hh, n_part),
-            GH,
-        )
+    if gru and db_hh.size > 0:  # UA's n part: columns GH - H .. GH of the rows of da
+        da_n, db_n = address(da, GH - H), address(db_hh, GH - H)
+        gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, 1, H, rows, 1.0, one, rows, da_n, GH, 1.0, db_n, GH)
