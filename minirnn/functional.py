@@ -11,7 +11,6 @@ Both give the same numbers to rounding; the tests hold them to 1e-12.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -43,9 +42,10 @@ from .cells import (
 # tile's three accumulators wait on each other: 1.1-1.9x slower). Steps of fewer than
 # TILE_MIN_ROW_MACS multiply-adds a row keep it too: at G*H x H = 256-1024 (H = 16-32) a whole
 # forward + BPTT was level to 14% slower with tiles (each tile's outputs loaded and stored for
-# only 16-32 k), at 6,912 and up 7-18% faster. Its vectors are 256-bit: on
-# AVX-512 hosts, where OpenBLAS's kernels have twice the lanes and it is unmeasured, the previous
-# choice stays unless ``MINIRNN_TILES=1`` asks for the tiles; ``MINIRNN_TILES=0`` turns them off.
+# only 16-32 k), at 6,912 and up 7-18% faster. Where numba compiles for AVX-512 its vectors
+# are 512-bit (kernels.VECTOR_BYTES): on AMD EPYC Zen 5, forward + BPTT 15-31% faster than with
+# NumPy's GEMM (Haswell kernels there, OPENBLAS_CORETYPE) at B = 32-128, H = 128-512, float32
+# and float64. ``MINIRNN_TILES=0`` turns them off.
 TILE_MIN_ROWS = 4
 TILE_MIN_ROW_MACS = 4_096
 TILE_SMALL_MIN_MACS = 16_384
@@ -56,7 +56,7 @@ TILE_SMALL_MIN_MACS = 16_384
 # (8, 32, 64) 22%; vanilla (8, 32, 64) 2-4%), float32 and float64. As Python callbacks (the
 # fallback, ~100 us more a call) blocks of a few thousand were up to 1.3-1.6x slower.
 
-# Without tiles (AVX-512, MINIRNN_TILES=0, one row, narrow steps), measured on the benchmark
+# Without tiles (MINIRNN_TILES=0, one row, narrow steps), measured on the benchmark
 # machines:
 # forward + BPTT at T = 20-100, B = 4..48 rows, H = 64..512 units, the two products interleaved
 # in one process and compared by their best times (single-process sweeps were misleading: a slow
@@ -78,12 +78,9 @@ PYTHON_LOOP_MIN_MACS = 262_144
 
 
 def tiles_enabled() -> bool:
-    """True where the register-tiled product is used (see TILE_MIN_ROWS): hosts without
-    AVX-512, unless MINIRNN_TILES is 0/false/off; MINIRNN_TILES=1 asks for it on AVX-512 hosts
-    too (its 256-bit tiles run anywhere; there they are unmeasured)."""
-    if not switched_on("MINIRNN_TILES"):
-        return False
-    return os.environ.get("MINIRNN_TILES", "").strip() == "1" or not avx512()
+    """True where the register-tiled product is used (see TILE_MIN_ROWS): unless MINIRNN_TILES
+    is 0/false/off."""
+    return switched_on("MINIRNN_TILES")
 
 
 def use_stepped(B: int, GH: int, H: int, itemsize: int = 8) -> bool:

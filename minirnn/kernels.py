@@ -10,12 +10,12 @@ The time loops (``*_scan``) are compiled whole and share the step functions (``*
 ``*_backward_step``, one fused pass over a (B, H) step). Their recurrent product is
 
 * the register-tiled ``tiles_acc`` from four rows, or two for wide steps (the operand packed
-  by ``pack_panels``): LLVM IR with explicit 256-bit vectors that keeps a tile of outputs in
-  registers;
+  by ``pack_panels``): LLVM IR with explicit vectors (512-bit with AVX-512, else 256-bit)
+  that keeps a tile of outputs in registers;
 * the hand-written ``matmul_acc`` for one row and narrow steps of two or three, where any call
   out would cost more than the product (``gemm`` None);
-* NumPy's own threaded BLAS for large steps where the tiles are not used (AVX-512 hosts,
-  MINIRNN_TILES=0), called through a C pointer (``gemm``, from _blas.py) without leaving
+* NumPy's own threaded BLAS for large steps where the tiles are switched off
+  (MINIRNN_TILES=0), called through a C pointer (``gemm``, from _blas.py) without leaving
   compiled code.
 
 loops.py walks the same steps from Python around ``np.matmul``: the fallback for large steps
@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from ._blas import NO_TRANS, ROW_MAJOR, TRANS
-from ._jit import KERNEL_FLAGS, extending, njit
+from ._jit import KERNEL_FLAGS, avx512, extending, njit
 
 # ---------------------------------------------------------------------------------------------
 # vectorisable elementary functions
@@ -326,18 +326,25 @@ def matmul_acc(A, M, out):
 # vector of R per column vector per k, and writes its outputs once. OpenBLAS packs R anew on
 # every call, which is most of a small product's time: this ran 1.2-2x faster than its one-thread
 # GEMM at the per-step shapes (B = 8-64 rows, K and N = 128-2048) and 1.3-2x faster than
-# matmul_acc's axpy loops (Zen 3). 256-bit vectors: lanes = VECTOR_BYTES / itemsize.
+# matmul_acc's axpy loops (Zen 3). Vectors are 512-bit where numba compiles for AVX-512 (its 32
+# registers hold the 12 accumulators as AVX2's 16 do), else 256-bit: lanes = VECTOR_BYTES /
+# itemsize. On AMD EPYC Zen 5 the 512-bit tiles ran at 100-120 GFLOP/s a core in float64 and
+# 220-240 in float32, 1.8-2x the 256-bit ones and 2-4x OpenBLAS's one-thread GEMM with its
+# Haswell kernels (the environment's OPENBLAS_CORETYPE); tiles of 8 x 3, 6 x 4 and 4 x 4 vectors
+# were within 5% of 4 x 3 there (B = 16-128, K = 128-512, N = 256-2048).
 TILE_ROWS, TILE_VECTORS = 4, 3
-VECTOR_BYTES = 32
+VECTOR_BYTES = 64 if avx512() else 32
 # Each tile runs over at most this many k, so that a panel's slice stays in L1 (24 KB f32 and
-# 12 KB f64, beside the rows of A) while the tiles of one panel pass over it; the output is
-# accumulated across chunks.
+# 12 KB f64 with 256-bit vectors, twice that with 512-bit ones, beside the rows of A) while the
+# tiles of one panel pass over it; the output is accumulated across chunks. (Zen 5, 48 KB L1:
+# chunks of 512 and 256 were within 5%.)
 K_CHUNK32, K_CHUNK64 = 256, 128
 
 
 @njit(inline="always")
 def lanes(a):
-    """The number of a's elements in a 256-bit vector (8 float32, 4 float64)."""
+    """The number of a's elements in a vector of VECTOR_BYTES (256-bit: 8 float32, 4 float64;
+    512-bit: 16 and 8)."""
     return VECTOR_BYTES // a.itemsize
 
 
@@ -448,7 +455,7 @@ def product2_(gemm, A, M, out):
 
 
 def _tile_overloads() -> None:
-    """The compiled tiles (LLVM IR with explicit 256-bit vectors: LLVM's vectorisers did not
+    """The compiled tiles (LLVM IR with explicit VECTOR_BYTES-wide vectors: LLVM's vectorisers did not
     keep a tile's accumulators in registers from numba loops, 5 GFLOP/s) and product_'s
     dispatch. A tile is straight-line IR around one loop over k: load the outputs, then per k
     one vector load of the panel per column vector and one broadcast of A per row, each pair

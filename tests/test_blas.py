@@ -199,7 +199,7 @@ def test_tiled_product_equals_numpy_and_ignores_neighbour_rows(rng, dtype):
     from minirnn._jit import kernels
 
     k = kernels()
-    L = 32 // np.dtype(dtype).itemsize
+    L = k.VECTOR_BYTES // np.dtype(dtype).itemsize
     chunk = k.K_CHUNK32 if dtype == np.float32 else k.K_CHUNK64
     shapes = (
         (1, 1, 1),
@@ -246,12 +246,15 @@ def test_packed_panels_hold_r_panel_by_panel(rng):
     (first column) * K."""
     from minirnn._jit import kernels
 
-    K, N = 3, 12 + 4 + 2  # float64: 4 lanes, panels of 12
+    k = kernels()
+    L = k.VECTOR_BYTES // 8  # float64 lanes: 4 (256-bit vectors) or 8 (512-bit)
+    W = k.TILE_VECTORS * L
+    K, N = 3, W + L + 2
     R = rng.standard_normal((K, N))
-    P = kernels().pack_panels(R)
-    np.testing.assert_array_equal(P[: 12 * K].reshape(K, 12), R[:, :12])
-    np.testing.assert_array_equal(P[12 * K : 16 * K].reshape(K, 4), R[:, 12:16])
-    np.testing.assert_array_equal(P[16 * K :].reshape(K, 2), R[:, 16:])
+    P = k.pack_panels(R)
+    np.testing.assert_array_equal(P[: W * K].reshape(K, W), R[:, :W])
+    np.testing.assert_array_equal(P[W * K : (W + L) * K].reshape(K, L), R[:, W : W + L])
+    np.testing.assert_array_equal(P[(W + L) * K :].reshape(K, 2), R[:, W + L :])
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -82,3 +82,40 @@ def test_a_warm_first_call_loads_kernels_without_numbas_registry_refresh(tmp_pat
 
     assert first_call() == ["True", "True", "True", "False"]  # cold: compiled
     assert first_call() == ["True", "False", "False", "False"]  # warm: loaded, no refresh
+
+
+AVX2_TILES = """
+import numpy as np
+from minirnn._jit import avx512, kernels
+
+k = kernels()
+print(avx512(), k.VECTOR_BYTES)
+rng = np.random.default_rng(0)
+for dtype in (np.float64, np.float32):
+    for B, K, N in ((9, 300, 61), (4, 7, 24)):  # every kind of panel and tile, K in chunks
+        A, R = rng.standard_normal((B, K)).astype(dtype), rng.standard_normal((K, N)).astype(dtype)
+        out = np.ones((B, N), dtype)
+        k.tiles_acc(A, k.pack_panels(R), out)
+        exact = 1 + A.astype(np.float64) @ R.astype(np.float64)
+        tol = 1e-12 if dtype == np.float64 else 1e-4
+        assert np.allclose(out, exact, rtol=tol, atol=tol * K), (dtype, B, K, N)
+print("ok")
+"""
+
+
+@requires_jit
+def test_tiles_take_the_vector_width_of_the_cpu_numba_compiles_for(tmp_path):
+    """The tiles' vectors are 512-bit where numba compiles for AVX-512, else 256-bit: compiled for
+    an AVX2 CPU (Haswell) they must give NumPy's numbers, whatever CPU runs the tests (numba's
+    cache is kept apart by CPU, and the lanes are fixed when the kernels module is imported)."""
+    env = {
+        **os.environ,
+        "NUMBA_CACHE_DIR": str(tmp_path),
+        "MINIRNN_JIT": "1",
+        "NUMBA_CPU_NAME": "haswell",
+        "NUMBA_CPU_FEATURES": "+64bit,+avx,+avx2,+fma,+sse4.2,+popcnt,+cx16,+f16c,+bmi,+bmi2,+lzcnt,+movbe",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", AVX2_TILES], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["False", "32", "ok"]

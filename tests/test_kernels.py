@@ -113,13 +113,12 @@ def test_tiles_from_four_rows_in_blocks_for_large_steps(monkeypatch):
     assert functional._time_loop(8, 4 * 32, 32, f64).block_rows == functional.TILE_MIN_ROWS == 4
     assert functional._time_loop(2, 512, 128, f32).block_rows == 4  # too few rows for two blocks
     assert functional._time_loop(8, 64, 64, f32).block_rows == 4
-    monkeypatch.setattr(functional, "avx512", lambda: True)  # unmeasured there: as before
+    monkeypatch.setattr(functional, "avx512", lambda: True)  # 512-bit tiles there: the same choice
     monkeypatch.delenv("MINIRNN_TILES")
-    assert not functional._time_loop(64, 256, 256, f64).tiled
-    monkeypatch.setenv("MINIRNN_TILES", "1")  # unless asked for
     assert functional._time_loop(64, 256, 256, f64).tiled
+    monkeypatch.setenv("MINIRNN_TILES", "0")  # switched off anywhere
+    assert not functional._time_loop(64, 256, 256, f64).tiled
     monkeypatch.setattr(functional, "avx512", lambda: False)
-    monkeypatch.setenv("MINIRNN_TILES", "0")
     assert not functional._time_loop(64, 256, 256, f64).tiled
 
 
