@@ -211,13 +211,44 @@ def _check_inputs(
     return X, W_xh, W_hh, out_b, out_s
 
 
+def whole_tiles(M: int, K: int, N: int) -> bool:
+    """True where a whole-sequence product of M x K by K x N (the input projection, a window's
+    dX) runs on the tiles (kernels.tiles_rows, in blocks of rows on OpenBLAS's threads) rather
+    than NumPy's GEMM: with the tiles on, where numba compiles for AVX-512, from
+    WHOLE_TILES_MIN_MACS multiply-adds. On AMD EPYC Zen 5, whose OpenBLAS kernels here are the
+    environment's Haswell ones (256-bit), the 512-bit tiles ran these products 1.7-2.3x faster
+    (float32 390-470 GFLOP/s against 205-235, float64 205-240 against 115, M = 1024-12,800,
+    K = 128-2048, N = 512-2048, packing included). With 256-bit vectors OpenBLAS's kernels are
+    as wide as the tiles: unmeasured, NumPy's GEMM stays."""
+    large = M >= 2 * WHOLE_TILES_BLOCK_ROWS and M * K * N >= WHOLE_TILES_MIN_MACS
+    return large and tiles_enabled() and avx512()
+
+
+WHOLE_TILES_MIN_MACS = 1 << 22
+WHOLE_TILES_BLOCK_ROWS = 64  # at least this many rows a thread's block
+
+
+def _tiled_product(A: np.ndarray, R: np.ndarray, out: np.ndarray, c: int = 0) -> None:
+    """out (flat, from element c, rows of N) = A (M, K) @ R (K, N) on the tiles, A C-contiguous
+    (any dimensions, read as M rows of K), R packed (pack_panels), in blocks of rows."""
+    K = A.shape[-1]
+    M, N = A.size // K, R.size // K
+    args = (A, 0, K, 1, R, 0, out, c, N, N, K, False)
+    _threads.by_rows(M, kernels().tiles_rows, args, WHOLE_TILES_BLOCK_ROWS)
+
+
 def _input_projection(X: np.ndarray, W_xh: np.ndarray) -> np.ndarray:
     """X W_xh^T for all T steps in one GEMM: (T, B, G*H), C-contiguous. The time loops add the
     input-side bias step by step, where they read this anyway (kernels.add_bias): filling the
     array with the bias for a GEMM to add to (beta = 1) was a pass more over it, 2-8 ms at
-    (200, 64, 128, 256). Through NumPy's GEMM pointer (no temporaries), else ``np.matmul``."""
+    (200, 64, 128, 256). On the tiles where whole_tiles says so, else through NumPy's GEMM
+    pointer (no temporaries), else ``np.matmul``."""
     T, B, I = X.shape
     GH = W_xh.shape[0]
+    if whole_tiles(T * B, I, GH):
+        xa = np.empty((T, B, GH), dtype=X.dtype)
+        _tiled_product(X, kernels().pack_panels(W_xh.T), xa)
+        return xa
     gemm = _blas.gemm(X.dtype)
     if gemm is None:
         return np.matmul(X.reshape(T * B, I), W_xh.T).reshape(T, B, GH)
@@ -283,17 +314,28 @@ def _windows(T: int, B: int, I: int, H: int, G: int, held: int, copied: int = 0)
 HELD = {"rnn": 1, "lstm": 7, "gru": 5}
 
 
+@dataclass(frozen=True)
+class WindowProducts:
+    """How a backward's windows compute their products (_accumulate)."""
+
+    gemm: Any  # NumPy's cblas_?gemm pointer (_blas.gemm), or None: NumPy's products
+    W_xh: np.ndarray | None = None  # W_xh packed for dX on the tiles (whole_tiles), or None
+
+
 def _window_plan(
-    cell: str, X: np.ndarray, W_hh: np.ndarray, Wr: np.ndarray
-) -> tuple[list[tuple[int, int]], np.ndarray, Any]:
+    cell: str, X: np.ndarray, W_xh: np.ndarray, W_hh: np.ndarray, Wr: np.ndarray
+) -> tuple[list[tuple[int, int]], np.ndarray, WindowProducts]:
     """A backward's windows (_windows), the pre-activation buffer of the longest (n, B, G*H)
-    and NumPy's BLAS pointer for their weight-gradient GEMMs (None: NumPy). ``Wr`` is the
+    and how their products run: NumPy's BLAS pointer for the weight-gradient GEMMs (None:
+    NumPy), and W_xh packed where the longest window's dX runs on the tiles. ``Wr`` is the
     recurrent operand the scans take: a copy of W_hh unless it is W_hh itself."""
     T, B, I = X.shape
     GH, H = W_hh.shape
     windows = _windows(T, B, I, H, GH // H, HELD[cell], 0 if Wr is W_hh else Wr.size)
-    buf = np.empty((windows[0][1] - windows[0][0], B, GH), dtype=X.dtype)
-    return windows, buf, _blas.gemm(X.dtype)
+    n = windows[0][1] - windows[0][0]
+    buf = np.empty((n, B, GH), dtype=X.dtype)
+    packed = kernels().pack_panels(W_xh) if whole_tiles(n * B, GH, I) else None
+    return windows, buf, WindowProducts(_blas.gemm(X.dtype), packed)
 
 
 def _new_grads(
@@ -330,7 +372,7 @@ def _accumulate(
     hs: np.ndarray,
     W_xh: np.ndarray,
     gates: np.ndarray | None = None,
-    gemm: Any = None,
+    products: WindowProducts | None = None,
 ) -> None:
     """Add one window's weight gradients and write its dX, as GEMMs over the window's steps::
 
@@ -342,14 +384,21 @@ def _accumulate(
     (T, B, 3H) r, z, n): there ua's n part is da_n r (cells.gru_step_backward), made in da's
     place (which the caller's next window overwrites anyway) once dW_xh, dX and db_h are done.
 
-    With NumPy's BLAS pointer ``gemm`` (_blas.gemm, which the caller looks up once for all its
-    windows; None: NumPy) all of it is one compiled call, kernels.window_grads, accumulating in
-    place with no temporaries: the h_{t-1} of a window after the first are the contiguous
-    hs[t0 - 1 : t1 - 1], one GEMM; both bias sums come from one product with a vector of ones
-    (1.2-3x faster than ``sum(axis=0)``).
+    ``products`` (_window_plan, once for all the windows) says how: where it holds W_xh packed,
+    dX is a tiled product (whole_tiles) first; with NumPy's BLAS pointer the rest is one compiled
+    call, kernels.window_grads, accumulating in place with no temporaries: the h_{t-1} of a
+    window after the first are the contiguous hs[t0 - 1 : t1 - 1], one GEMM; both bias sums
+    come from one product with a vector of ones (1.2-3x faster than ``sum(axis=0)``); without
+    it (None), NumPy's products.
     """
     n, B, I = t1 - t0, X.shape[1], X.shape[2]
     H = hs.shape[2]
+    GH = da.shape[2]
+    gemm = products.gemm if products is not None else None
+    tiled_dx = products is not None and products.W_xh is not None and whole_tiles(n * B, GH, I)
+    if tiled_dx:  # before window_grads, which turns the GRU's da_n into the hidden side's
+        assert products is not None and products.W_xh is not None  # for the type checker
+        _tiled_product(da, products.W_xh, grads["X"], t0 * B * I)
     if gemm is not None:
         empty = np.empty(0, dtype=da.dtype)
         kernels().window_grads(
@@ -365,17 +414,17 @@ def _accumulate(
             np.empty(da.shape[2], dtype=da.dtype),
             grads["W_xh"],
             grads["W_hh"],
-            grads["X"],
+            empty.reshape(0, 0, 0) if tiled_dx else grads["X"],
             grads.get("b_h", empty),
             grads.get("b_hh", empty),
         )
         return
     DA = da.reshape(n * B, -1)
-    GH = DA.shape[1]
     grads["W_xh"] += DA.T @ X[t0:t1].reshape(n * B, I)
     if "b_h" in grads:
         grads["b_h"] += DA.sum(axis=0)
-    np.matmul(DA, W_xh, out=grads["X"][t0:t1].reshape(n * B, I))
+    if not tiled_dx:
+        np.matmul(DA, W_xh, out=grads["X"][t0:t1].reshape(n * B, I))
     if gates is not None:
         DA[:, GH - H :] *= gates[t0:t1].reshape(n * B, GH)[:, :H]
     if t0 > 0:
@@ -520,7 +569,7 @@ def rnn_backward(
         # Zen 3: not worth a change unmeasured where this path runs, AVX-512). The tiles gain
         # from blocks (3-14% at B = 64-128).
         walk = rec if rec.tiled or not rec.block_rows else replace(rec, block_rows=0)
-        windows, buf, gemm = _window_plan("rnn", X, W_hh, Wr)
+        windows, buf, products = _window_plan("rnn", X, W_xh, W_hh, Wr)
         for t0, t1 in windows:
             da = buf[: t1 - t0]
             total = dh_all[t0:t1] if dh_all is not None else None
@@ -530,7 +579,7 @@ def rnn_backward(
                 kept = total if total is not None else da[:1]
                 w = (dhs[t0:t1], hs[t0:t1], Wr, code, k, t0, da, kept, return_dh, carry)
                 walk.scan(kernels().rnn_backward_scan, B, *w)
-            _accumulate(grads, t0, t1, da, X, h0, hs, W_xh, gemm=gemm)
+            _accumulate(grads, t0, t1, da, X, h0, hs, W_xh, products=products)
         grads["h0"] = carry
         if dh_all is not None:
             grads["dh"] = dh_all
@@ -713,7 +762,7 @@ def lstm_backward(
     if jit_enabled():
         rec = _time_loop(B, 4 * H, H, hs.dtype)
         Wr = W_hh if rec.python_loop else rec.operand(W_hh)
-        windows, buf, gemm = _window_plan("lstm", X, W_hh, Wr)
+        windows, buf, products = _window_plan("lstm", X, W_xh, W_hh, Wr)
         for t0, t1 in windows:
             da = buf[: t1 - t0]
             total = dh_all[t0:t1] if dh_all is not None else None
@@ -734,7 +783,7 @@ def lstm_backward(
             else:
                 kept = total if total is not None else da[:1]
                 rec.scan(kernels().lstm_backward_scan, B, *w, kept, return_dh, dh0, dc0)
-            _accumulate(grads, t0, t1, da, X, cache.h0, hs, W_xh, gemm=gemm)
+            _accumulate(grads, t0, t1, da, X, cache.h0, hs, W_xh, products=products)
     else:
         da = np.empty_like(cache.gates)
         for t in range(T - 1, -1, -1):
@@ -867,7 +916,7 @@ def gru_backward(
     if jit_enabled():
         rec = _time_loop(B, 3 * H, H, hs.dtype)
         Wr = W_hh if rec.python_loop else rec.operand(W_hh)
-        windows, xbuf, gemm = _window_plan("gru", X, W_hh, Wr)
+        windows, xbuf, products = _window_plan("gru", X, W_xh, W_hh, Wr)
         ua = np.empty((B, 3 * H), dtype=hs.dtype)  # one step's hidden-side gradients
         for t0, t1 in windows:
             dxa = xbuf[: t1 - t0]
@@ -879,7 +928,7 @@ def gru_backward(
             else:
                 kept = total if total is not None else dh0[None]  # not written: keep_dh is False
                 rec.scan(kernels().gru_backward_scan, B, *w, kept, return_dh, dh0, ua)
-            _accumulate(grads, t0, t1, dxa, X, cache.h0, hs, W_xh, cache.gates, gemm)
+            _accumulate(grads, t0, t1, dxa, X, cache.h0, hs, W_xh, cache.gates, products)
     else:
         dxa = np.empty_like(cache.gates)
         for t in range(T - 1, -1, -1):

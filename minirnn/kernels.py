@@ -339,6 +339,9 @@ VECTOR_BYTES = 64 if avx512() else 32
 # tiles of one panel pass over it; the output is accumulated across chunks. (Zen 5, 48 KB L1:
 # chunks of 512 and 256 were within 5%.)
 K_CHUNK32, K_CHUNK64 = 256, 128
+# tiles_gemm's rows a block: A's rows over a chunk of k (256 x 256 x 4 bytes in float32) stay in
+# L2 while every panel passes over them.
+TILE_BLOCK_ROWS = 256
 
 
 @njit(inline="always")
@@ -348,16 +351,19 @@ def lanes(a):
     return VECTOR_BYTES // a.itemsize
 
 
-def tile_(rows, vectors, C, c, ldc, A, a, lda, P, p, K):
-    """One tile: C[c + r ldc + n] += sum_k A[a + r lda + k] P[p + k w + n] for r < rows, n < w,
-    k < K, with C, A, P addressed flat (C and A are C-contiguous) and w = vectors * lanes. This
-    Python body is what NUMBA_DISABLE_JIT=1 runs; compiled, rows and vectors are literal and
-    pick the LLVM IR tile built for them (see _tile_overloads)."""
-    C, A = C.reshape(-1), A.reshape(-1)
+def tile_(rows, vectors, C, c, ldc, A, a, sa, ka, P, p, ldp, K, load):
+    """One tile: C[c + r ldc + n] = C[c + r ldc + n] (0 where ``load`` is false) + sum_k
+    A[a + r sa + k ka] P[p + k ldp + n] for r < rows, n < w, k < K, with C, A, P addressed flat
+    (C C-contiguous) and w = vectors * lanes. This Python body is what NUMBA_DISABLE_JIT=1
+    runs; compiled, rows and vectors are literal and pick the LLVM IR tile built for them (see
+    _tile_overloads)."""
+    C, A, P = C.reshape(-1), A.reshape(-1), P.reshape(-1)
     w = vectors * lanes(C)
-    panel = P[p : p + K * w].reshape(K, w)
+    k = np.arange(K)
+    panel = P[p + k[:, None] * ldp + np.arange(w)]
     for r in range(rows):
-        C[c + r * ldc : c + r * ldc + w] += A[a + r * lda : a + r * lda + K] @ panel
+        row = C[c + r * ldc : c + r * ldc + w]
+        row[...] = (row if load else 0) + A[a + r * sa + k * ka] @ panel
 
 
 def pack_panels(R):
@@ -376,47 +382,70 @@ def pack_panels(R):
 
 
 @njit(inline="always")
-def panel_(vectors, c, j, N, a, k0, K, P, kc, B):
-    """Rows 0..B of the panel of ``vectors`` vectors' width at column j, over k0..k0 + kc: in
-    tiles of TILE_ROWS rows, then of two, then the last odd row alone. c (B, N) is the output
-    and a (B, K) the left operand, both C-contiguous, which the tiles address by flat offsets."""
-    w = vectors * lanes(c)
-    p = j * K + k0 * w
-    B4, B2 = B - B % TILE_ROWS, B - B % 2
-    for b in range(0, B4, TILE_ROWS):
-        tile_(TILE_ROWS, vectors, c, b * N + j, N, a, b * K + k0, K, P, p, kc)
-    for b in range(B4, B2, 2):
-        tile_(2, vectors, c, b * N + j, N, a, b * K + k0, K, P, p, kc)
-    for b in range(B2, B):
-        tile_(1, vectors, c, b * N + j, N, a, b * K + k0, K, P, p, kc)
+def panel_(vectors, C, c, ldc, A, a, sa, ka, P, p, ldp, kc, M, load):
+    """Rows 0..M of one panel (``vectors`` vectors wide) over kc k: in tiles of TILE_ROWS rows,
+    then of two, then the last odd row alone (tile_'s arguments, each tile's rows further on)."""
+    M4, M2 = M - M % TILE_ROWS, M - M % 2
+    for m in range(0, M4, TILE_ROWS):
+        tile_(TILE_ROWS, vectors, C, c + m * ldc, ldc, A, a + m * sa, sa, ka, P, p, ldp, kc, load)
+    for m in range(M4, M2, 2):
+        tile_(2, vectors, C, c + m * ldc, ldc, A, a + m * sa, sa, ka, P, p, ldp, kc, load)
+    for m in range(M2, M):
+        tile_(1, vectors, C, c + m * ldc, ldc, A, a + m * sa, sa, ka, P, p, ldp, kc, load)
+
+
+@njit
+def tiles_gemm(A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load):
+    """C[m, n] = C[m, n] (0 where ``load`` is false) + sum_k A[m, k] R[k, n] for m < M, n < N,
+    with A[m, k] = A[a + m sa + k ka] (any strides: A or A^T of a C-contiguous array), C[m, n] =
+    C[c + m ldc + n] and R (K, N) either packed (pack_panels, ldp = 0) or a C-contiguous
+    R[k, n] = P[k ldp + n], all addressed flat.
+
+    In blocks of TILE_BLOCK_ROWS rows, so that a block's rows of A over a chunk of k stay in L2
+    while every panel passes over them; then by chunks of k (a panel's slice stays in L1), then
+    panel by panel. Every output element is one chain of fused multiply-adds over k in order,
+    whatever tile computes it: a row's result does not depend on the rows beside it (blocks of
+    rows give the numbers one loop gives)."""
+    L = lanes(C)
+    W = TILE_VECTORS * L
+    N3, N1 = N - N % W, N - N % L
+    step = K_CHUNK32 if C.itemsize == 4 else K_CHUNK64
+    for m0 in range(0, M, TILE_BLOCK_ROWS):
+        mb = min(TILE_BLOCK_ROWS, M - m0)
+        cm, am = c + m0 * ldc, a + m0 * sa
+        for k0 in range(0, K, step):
+            kc = min(step, K - k0)
+            more = load or k0 > 0
+            ak = am + k0 * ka
+            for j in range(0, N3, W):  # packed: panel j at j K, (K, W) row-major
+                p, ld = (j * K + k0 * W, W) if ldp == 0 else (j + k0 * ldp, ldp)
+                panel_(TILE_VECTORS, C, cm + j, ldc, A, ak, sa, ka, P, p, ld, kc, mb, more)
+            for j in range(N3, N1, L):
+                p, ld = (j * K + k0 * L, L) if ldp == 0 else (j + k0 * ldp, ldp)
+                panel_(1, C, cm + j, ldc, A, ak, sa, ka, P, p, ld, kc, mb, more)
+            w = N - N1  # the last N % lanes columns: a sum per element (an in-order reduction,
+            p, ld = (N1 * K, w) if ldp == 0 else (N1, ldp)  # which LLVM leaves scalar: a
+            for m in range(mb):  # quarter second less to compile)
+                for n in range(w):
+                    o = cm + m * ldc + N1 + n
+                    s = element(C, o) if more else unit(C) - unit(C)
+                    for k in range(k0, k0 + kc):
+                        s += element(A, am + m * sa + k * ka) * element(P, p + k * ld + n)
+                    set_element(C, o, s)
+
+
+@njit
+def tiles_rows(A, a, sa, ka, P, ldp, C, c, ldc, N, K, load, b0, b1):
+    """tiles_gemm on rows b0..b1 of A and C: a block of rows for _threads.by_rows."""
+    tiles_gemm(A, a + b0 * sa, sa, ka, P, ldp, C, c + b0 * ldc, ldc, b1 - b0, N, K, load)
 
 
 @njit
 def tiles_acc(A, P, out):
-    """out (B, N) += A (B, K) @ R, A and out C-contiguous, P = pack_panels(R).
-
-    Every output element is one chain of fused multiply-adds over k in order, whatever tile
-    computes it: a row's result does not depend on the rows beside it (blocks of rows give the
-    numbers one loop gives)."""
+    """out (B, N) += A (B, K) @ R, A and out C-contiguous, P = pack_panels(R)."""
     B, K = A.shape
     N = out.shape[1]
-    L = lanes(out)
-    W = TILE_VECTORS * L
-    N3, N1 = N - N % W, N - N % L
-    step = K_CHUNK32 if out.itemsize == 4 else K_CHUNK64
-    for k0 in range(0, K, step):
-        kc = min(step, K - k0)
-        for j in range(0, N3, W):  # the tiles address out and A by flat offsets
-            panel_(TILE_VECTORS, out, j, N, A, k0, K, P, kc, B)
-        for j in range(N3, N1, L):
-            panel_(1, out, j, N, A, k0, K, P, kc, B)
-        w = N - N1  # the last N % lanes columns: a sum per element (an in-order reduction,
-        for b in range(B):  # which LLVM leaves scalar: a quarter second less to compile)
-            for n in range(w):
-                s = out[b, N1 + n]
-                for k in range(k0, k0 + kc):
-                    s += A[b, k] * P[N1 * K + k * w + n]
-                out[b, N1 + n] = s
+    tiles_gemm(A, 0, K, 1, P, 0, out, 0, N, B, N, K, True)
 
 
 def product_(gemm, A, M, out):
@@ -467,7 +496,7 @@ def _tile_overloads() -> None:
 
     def build(rows, vectors):
         @intrinsic
-        def tile(typingctx, C, c, ldc, A, a, lda, P, p, K):
+        def tile(typingctx, C, c, ldc, A, a, sa, ka, P, p, ldp, K, load):
             if not (C.dtype == A.dtype == P.dtype and C.dtype in (types.float32, types.float64)):
                 return None  # a typing error: the IR reads all three as one float type
 
@@ -490,8 +519,9 @@ def _tile_overloads() -> None:
 
                 cp = builder.gep(base(0), [integer(1)])
                 ap = builder.gep(base(3), [integer(4)])
-                pp = builder.gep(base(6), [integer(7)])
-                ldc_, lda_, K_ = integer(2), integer(5), integer(8)
+                pp = builder.gep(base(7), [integer(8)])
+                ldc_, sa_, ka_, ldp_, K_ = integer(2), integer(5), integer(6), integer(9), integer(10)
+                load = builder.icmp_unsigned("!=", args[11], ir.Constant(args[11].type, 0))
 
                 def at(ptr, offset):
                     return builder.bitcast(builder.gep(ptr, [offset]), vty.as_pointer())
@@ -501,7 +531,12 @@ def _tile_overloads() -> None:
                         cp, builder.add(builder.mul(ldc_, ir.Constant(i64, r)), ir.Constant(i64, v * L))
                     )
 
-                first = [builder.load(out_at(r, v), align=align) for r in range(rows) for v in range(vectors)]
+                zeros = ir.Constant(vty, [0.0] * L)
+                first = [  # beta = 0: the old outputs (uninitialised memory, say) never reach a sum
+                    builder.select(load, builder.load(out_at(r, v), align=align), zeros)
+                    for r in range(rows)
+                    for v in range(vectors)
+                ]
                 entry = builder.block
                 loop = builder.append_basic_block("tile.k")
                 done = builder.append_basic_block("tile.done")
@@ -515,7 +550,7 @@ def _tile_overloads() -> None:
                     phi = builder.phi(vty)
                     phi.add_incoming(value, entry)
                     acc.append(phi)
-                row = builder.mul(k, ir.Constant(i64, vectors * L))
+                row = builder.mul(k, ldp_)
                 panel = [
                     builder.load(at(pp, builder.add(row, ir.Constant(i64, v * L))), align=align)
                     for v in range(vectors)
@@ -524,9 +559,8 @@ def _tile_overloads() -> None:
                 splat = ir.Constant(ir.VectorType(ir.IntType(32), L), [0] * L)
                 new = []
                 for r in range(rows):
-                    s = builder.load(
-                        builder.gep(ap, [builder.add(builder.mul(lda_, ir.Constant(i64, r)), k)])
-                    )
+                    offset = builder.add(builder.mul(sa_, ir.Constant(i64, r)), builder.mul(k, ka_))
+                    s = builder.load(builder.gep(ap, [offset]))
                     s = builder.shuffle_vector(
                         builder.insert_element(undef, s, ir.Constant(ir.IntType(32), 0)), undef, splat
                     )
@@ -549,19 +583,21 @@ def _tile_overloads() -> None:
                     builder.store(value, out_at(i // vectors, i % vectors), align=align)
                 return context.get_dummy_value()
 
-            return types.void(C, c, ldc, A, a, lda, P, p, K), codegen
+            return types.void(C, c, ldc, A, a, sa, ka, P, p, ldp, K, load), codegen
 
         return tile
 
     tiles = {(r, v): build(r, v) for r in (TILE_ROWS, 2, 1) for v in (TILE_VECTORS, 1)}
 
     @overload(tile_, prefer_literal=True, inline="always", jit_options=_OVERLOAD_FLAGS)
-    def _tile(rows, vectors, C, c, ldc, A, a, lda, P, p, K):
+    def _tile(rows, vectors, C, c, ldc, A, a, sa, ka, P, p, ldp, K, load):
         literal = types.IntegerLiteral
         if not (isinstance(rows, literal) and isinstance(vectors, literal)):
             return None  # rows and vectors must be constants where a tile is called
         compiled = tiles[rows.literal_value, vectors.literal_value]
-        return lambda rows, vectors, C, c, ldc, A, a, lda, P, p, K: compiled(C, c, ldc, A, a, lda, P, p, K)
+        return lambda rows, vectors, C, c, ldc, A, a, sa, ka, P, p, ldp, K, load: compiled(
+            C, c, ldc, A, a, sa, ka, P, p, ldp, K, load
+        )
 
     @overload(product_, jit_options=_OVERLOAD_FLAGS)
     def _product(gemm, A, M, out):
@@ -895,9 +931,48 @@ def address(A, offset):
     return A.ctypes.data + offset * A.itemsize
 
 
+def element(A, i):
+    """A's element i counted flat (A C-contiguous, any dimensions): compiled, one load (an
+    intrinsic, _address_overload), with no reshaped view."""
+    return A.reshape(-1)[i]
+
+
+def set_element(A, i, value):
+    """A's element i counted flat := value (as ``element`` reads it)."""
+    A.reshape(-1)[i] = value
+
+
 def _address_overload() -> None:
     ext = extending()
     types = ext.types
+
+    def pointer(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        return builder.gep(data, [context.cast(builder, args[1], signature.args[1], types.intp)])
+
+    @ext.intrinsic
+    def load_flat(typingctx, A, i):
+        def codegen(context, builder, signature, args):
+            return builder.load(pointer(context, builder, signature, args))
+
+        return A.dtype(A, i), codegen
+
+    @ext.intrinsic
+    def store_flat(typingctx, A, i, value):
+        def codegen(context, builder, signature, args):
+            v = context.cast(builder, args[2], signature.args[2], signature.args[0].dtype)
+            builder.store(v, pointer(context, builder, signature, args))
+            return context.get_dummy_value()
+
+        return types.void(A, i, value), codegen
+
+    @ext.overload(element, jit_options=_OVERLOAD_FLAGS)
+    def _element(A, i):
+        return lambda A, i: load_flat(A, i)
+
+    @ext.overload(set_element, jit_options=_OVERLOAD_FLAGS)
+    def _set_element(A, i, value):
+        return lambda A, i, value: store_flat(A, i, value)
 
     @ext.intrinsic
     def element_address(typingctx, A, offset):
@@ -938,9 +1013,11 @@ def window_grads(gemm, t0, da, gates, X, h0, hs, W_xh, ones, total, dW_xh, dW_hh
     H = hs.shape[2]
     rows = n * B
     DA, one = address(da, 0), address(ones, 0)
-    x_w, dx_w, dw_x = address(X, t0 * B * I), address(dX, t0 * B * I), address(dW_xh, 0)
+    x_w, dw_x = address(X, t0 * B * I), address(dW_xh, 0)
+    dx_w = address(dX, t0 * B * I if dX.size > 0 else 0)
     gemm(ROW_MAJOR, TRANS, NO_TRANS, GH, I, rows, 1.0, DA, GH, x_w, I, 1.0, dw_x, I)
-    gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, I, GH, 1.0, DA, GH, address(W_xh, 0), I, 0.0, dx_w, I)
+    if dX.size > 0:  # empty: the caller computed dX_w (on the tiles)
+        gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, I, GH, 1.0, DA, GH, address(W_xh, 0), I, 0.0, dx_w, I)
     gru = gates.shape[0] > 0
     if db_h.size > 0 or db_hh.size > 0:  # 1^T DA once for both biases, not a pass each
         gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, 1, GH, rows, 1.0, one, rows, DA, GH, 0.0, address(total, 0), GH)

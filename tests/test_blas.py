@@ -228,6 +228,35 @@ def test_tiled_product_equals_numpy_and_ignores_neighbour_rows(rng, dtype):
             np.testing.assert_array_equal(alone[0], out[b])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_tiled_gemm_takes_any_strides_and_overwrites(rng, dtype):
+    """kernels.tiles_gemm: A read through any strides (A^T of a C-contiguous array), R packed or
+    read in place, C at an offset with its own row stride, and with load false the old C never
+    reaching a sum (NaN there, as uninitialised memory may hold); rows in blocks of
+    TILE_BLOCK_ROWS and K in chunks; tiles_rows gives the same bits block by block."""
+    from minirnn._jit import kernels
+
+    k = kernels()
+    tol = 1e-13 if dtype == np.float64 else 1e-5
+    L = k.VECTOR_BYTES // np.dtype(dtype).itemsize
+    for M, K, N in ((1, 1, 1), (7, 5, 3 * L + L + 3), (k.TILE_BLOCK_ROWS + 5, k.K_CHUNK32 + 3, 2 * L + 1)):
+        At = rng.standard_normal((K, M)).astype(dtype)  # A = At^T: A[m, k] = At[k, m]
+        R = rng.standard_normal((K, N)).astype(dtype)
+        exact = At.T.astype(np.float64) @ R.astype(np.float64)
+        for P, ldp in ((k.pack_panels(R), 0), (R, N)):
+            C = np.full((M + 1, N + 2), np.nan, dtype)  # the product in C[1:, 2:], row stride N + 2
+            k.tiles_gemm(At, 0, 1, M, P, ldp, C, N + 4, N + 2, M, N, K, False)
+            assert np.isnan(C[0]).all() and np.isnan(C[:, :2]).all()
+            np.testing.assert_allclose(C[1:, 2:], exact, rtol=tol, atol=tol * K, err_msg=str((M, K, N, ldp)))
+            again = C.copy()
+            k.tiles_gemm(At, 0, 1, M, P, ldp, again, N + 4, N + 2, M, N, K, True)  # load: adds
+            np.testing.assert_allclose(again[1:, 2:], 2 * exact, rtol=tol, atol=2 * tol * K)
+            rows = C.copy()
+            for b0, b1 in ((0, M // 2), (M // 2, M)):
+                k.tiles_rows(At, 0, 1, M, P, ldp, rows, N + 4, N + 2, N, K, False, b0, b1)
+            np.testing.assert_array_equal(rows, C)
+
+
 @requires_jit
 def test_tiles_refuse_mixed_dtypes():
     """The tiles' IR reads every operand as one float type: a mismatch must not compile."""
