@@ -233,8 +233,17 @@ def _tiled_product(A: np.ndarray, R: np.ndarray, out: np.ndarray, c: int = 0) ->
     (any dimensions, read as M rows of K), R packed (pack_panels), in blocks of rows."""
     K = A.shape[-1]
     M, N = A.size // K, R.size // K
-    args = (A, 0, K, 1, R, 0, out, c, N, N, K, False)
+    args = (A, 0, K, 1, R, 0, out, c, N, N, K, False, False)
     _threads.by_rows(M, kernels().tiles_rows, args, WHOLE_TILES_BLOCK_ROWS)
+
+
+def _tiled_gradient(da: np.ndarray, R: np.ndarray, out: np.ndarray) -> None:
+    """out (G*H, N) += DA^T R on the tiles, DA = da (n, B, G*H) as (n B, G*H) rows (read across
+    its rows: packed block by block), R (n B, N) packed here, in blocks of out's rows."""
+    GH, N = out.shape
+    K = R.shape[0]
+    args = (da, 0, 1, GH, kernels().pack_panels(R), 0, out, 0, N, N, K, True, True)
+    _threads.by_rows(GH, kernels().tiles_rows, args, WHOLE_TILES_BLOCK_ROWS)
 
 
 def _input_projection(X: np.ndarray, W_xh: np.ndarray) -> np.ndarray:
@@ -384,21 +393,32 @@ def _accumulate(
     (T, B, 3H) r, z, n): there ua's n part is da_n r (cells.gru_step_backward), made in da's
     place (which the caller's next window overwrites anyway) once dW_xh, dX and db_h are done.
 
-    ``products`` (_window_plan, once for all the windows) says how: where it holds W_xh packed,
-    dX is a tiled product (whole_tiles) first; with NumPy's BLAS pointer the rest is one compiled
-    call, kernels.window_grads, accumulating in place with no temporaries: the h_{t-1} of a
-    window after the first are the contiguous hs[t0 - 1 : t1 - 1], one GEMM; both bias sums
-    come from one product with a vector of ones (1.2-3x faster than ``sum(axis=0)``); without
-    it (None), NumPy's products.
+    ``products`` (_window_plan, once for all the windows) says how. Where it holds W_xh packed
+    and whole_tiles says so, dX and the weight gradients are tiled products (in blocks of rows,
+    a window's rows of X and h_{t-1} packed for them; A = da read across its rows, packed block
+    by block: kernels.pack_rows_); with NumPy's BLAS pointer the rest is one compiled call,
+    kernels.window_grads, accumulating in place with no temporaries: the h_{t-1} of a window
+    after the first are the contiguous hs[t0 - 1 : t1 - 1], one GEMM; both bias sums come from
+    one product with a vector of ones (1.2-3x faster than ``sum(axis=0)``); without it (None),
+    NumPy's products.
     """
     n, B, I = t1 - t0, X.shape[1], X.shape[2]
     H = hs.shape[2]
     GH = da.shape[2]
+    rows = n * B
     gemm = products.gemm if products is not None else None
-    tiled_dx = products is not None and products.W_xh is not None and whole_tiles(n * B, GH, I)
-    if tiled_dx:  # before window_grads, which turns the GRU's da_n into the hidden side's
+    tiled_x = products is not None and products.W_xh is not None and whole_tiles(rows, GH, I)
+    tiled_h = products is not None and whole_tiles(GH, rows, H)
+    if tiled_x:  # before window_grads, which turns the GRU's da_n into the hidden side's
         assert products is not None and products.W_xh is not None  # for the type checker
         _tiled_product(da, products.W_xh, grads["X"], t0 * B * I)
+        _tiled_gradient(da, X[t0:t1].reshape(rows, I), grads["W_xh"])
+
+    def h_prev() -> np.ndarray:  # (rows, H): h_{t-1} of the window's steps
+        if t0 > 0:
+            return hs[t0 - 1 : t1 - 1].reshape(rows, H)
+        return np.concatenate((h0, hs[: t1 - 1].reshape((n - 1) * B, H)))
+
     if gemm is not None:
         empty = np.empty(0, dtype=da.dtype)
         kernels().window_grads(
@@ -410,27 +430,29 @@ def _accumulate(
             h0,
             hs,
             W_xh,
-            _ones(n * B, da.dtype),
-            np.empty(da.shape[2], dtype=da.dtype),
-            grads["W_xh"],
-            grads["W_hh"],
-            empty.reshape(0, 0, 0) if tiled_dx else grads["X"],
+            _ones(rows, da.dtype),
+            np.empty(GH, dtype=da.dtype),
+            empty.reshape(0, 0) if tiled_x else grads["W_xh"],
+            empty.reshape(0, 0) if tiled_h else grads["W_hh"],
+            empty.reshape(0, 0, 0) if tiled_x else grads["X"],
             grads.get("b_h", empty),
             grads.get("b_hh", empty),
         )
+        if tiled_h:  # after window_grads: the hidden side's da
+            _tiled_gradient(da, h_prev(), grads["W_hh"])
         return
-    DA = da.reshape(n * B, -1)
-    grads["W_xh"] += DA.T @ X[t0:t1].reshape(n * B, I)
+    DA = da.reshape(rows, -1)
+    if not tiled_x:
+        grads["W_xh"] += DA.T @ X[t0:t1].reshape(rows, I)
+        np.matmul(DA, W_xh, out=grads["X"][t0:t1].reshape(rows, I))
     if "b_h" in grads:
         grads["b_h"] += DA.sum(axis=0)
-    if not tiled_dx:
-        np.matmul(DA, W_xh, out=grads["X"][t0:t1].reshape(n * B, I))
     if gates is not None:
-        DA[:, GH - H :] *= gates[t0:t1].reshape(n * B, GH)[:, :H]
-    if t0 > 0:
-        grads["W_hh"] += DA.T @ hs[t0 - 1 : t1 - 1].reshape(n * B, H)
+        DA[:, GH - H :] *= gates[t0:t1].reshape(rows, GH)[:, :H]
+    if tiled_h:
+        _tiled_gradient(da, h_prev(), grads["W_hh"])
     else:
-        grads["W_hh"] += DA[:B].T @ h0 + DA[B:].T @ hs[: t1 - 1].reshape((n - 1) * B, H)
+        grads["W_hh"] += DA.T @ h_prev()
     if "b_hh" in grads:
         grads["b_hh"] += DA.sum(axis=0)
 

@@ -342,6 +342,7 @@ K_CHUNK32, K_CHUNK64 = 256, 128
 # tiles_gemm's rows a block: A's rows over a chunk of k (256 x 256 x 4 bytes in float32) stay in
 # L2 while every panel passes over them.
 TILE_BLOCK_ROWS = 256
+PACK_ROWS = 16  # pack_rows_'s rows at a time
 
 
 @njit(inline="always")
@@ -382,24 +383,73 @@ def pack_panels(R):
 
 
 @njit(inline="always")
-def panel_(vectors, C, c, ldc, A, a, sa, ka, P, p, ldp, kc, M, load):
+def panel_(vectors, C, c, ldc, A, a, ta, sa, ka, P, p, ldp, kc, M, load):
     """Rows 0..M of one panel (``vectors`` vectors wide) over kc k: in tiles of TILE_ROWS rows,
-    then of two, then the last odd row alone (tile_'s arguments, each tile's rows further on)."""
+    then of two, then the last odd row alone; the tile from row m reads A from a + m ta (its
+    rows sa apart, its k ka apart: tile_'s arguments)."""
     M4, M2 = M - M % TILE_ROWS, M - M % 2
     for m in range(0, M4, TILE_ROWS):
-        tile_(TILE_ROWS, vectors, C, c + m * ldc, ldc, A, a + m * sa, sa, ka, P, p, ldp, kc, load)
+        tile_(TILE_ROWS, vectors, C, c + m * ldc, ldc, A, a + m * ta, sa, ka, P, p, ldp, kc, load)
     for m in range(M4, M2, 2):
-        tile_(2, vectors, C, c + m * ldc, ldc, A, a + m * sa, sa, ka, P, p, ldp, kc, load)
+        tile_(2, vectors, C, c + m * ldc, ldc, A, a + m * ta, sa, ka, P, p, ldp, kc, load)
     for m in range(M2, M):
-        tile_(1, vectors, C, c + m * ldc, ldc, A, a + m * sa, sa, ka, P, p, ldp, kc, load)
+        tile_(1, vectors, C, c + m * ldc, ldc, A, a + m * ta, sa, ka, P, p, ldp, kc, load)
+
+
+@njit(inline="always")
+def pack_rows_(A, a, sa, ka, kc, M, work):
+    """A's M rows over kc k (A[m, k] = A[a + m sa + k ka]) into work, for tiles that read it
+    in order: rows in groups of TILE_ROWS, a group's k after k and each k's TILE_ROWS values
+    side by side (group g at g TILE_ROWS kc), then the last M % TILE_ROWS rows likewise.
+
+    Where A's rows are side by side (sa = 1: A is a transposed array) it walks a cache line's
+    worth of rows (PACK_ROWS) down all k at a time: one line read per k, TILE_ROWS-value
+    stores in order into PACK_ROWS / TILE_ROWS groups (k outer over all rows: 1.6-2 ns an
+    element, the stores TILE_ROWS kc apart, a page apart, at every k)."""
+    M4 = M - M % TILE_ROWS
+    rest = M - M4
+    if sa == 1:
+        for g0 in range(0, M4, PACK_ROWS):
+            g1 = min(g0 + PACK_ROWS, M4)
+            for k in range(kc):
+                src = a + k * ka
+                for g in range(g0, g1, TILE_ROWS):
+                    dst = g * kc + k * TILE_ROWS
+                    for r in range(TILE_ROWS):
+                        work[dst + r] = element(A, src + g + r)
+    else:
+        for g in range(0, M4, TILE_ROWS):
+            for k in range(kc):
+                src, dst = a + k * ka, g * kc + k * TILE_ROWS
+                for r in range(TILE_ROWS):
+                    work[dst + r] = element(A, src + (g + r) * sa)
+    for k in range(kc):
+        for r in range(rest):
+            work[M4 * kc + k * rest + r] = element(A, a + k * ka + (M4 + r) * sa)
+
+
+@njit(inline="always")
+def block_(vectors, C, c, ldc, A, a, sa, ka, P, p, ldp, kc, M, load, work):
+    """One panel over rows 0..M (panel_), reading A where it is, or where ``work`` is not empty
+    from work as pack_rows_ left it: the groups of TILE_ROWS rows, then the rest."""
+    if work.size == 0:
+        panel_(vectors, C, c, ldc, A, a, sa, sa, ka, P, p, ldp, kc, M, load)
+    else:
+        M4 = M - M % TILE_ROWS
+        panel_(vectors, C, c, ldc, work, 0, kc, 1, TILE_ROWS, P, p, ldp, kc, M4, load)
+        c4, rest = c + M4 * ldc, M - M4
+        panel_(vectors, C, c4, ldc, work, M4 * kc, 1, 1, rest, P, p, ldp, kc, rest, load)
 
 
 @njit
-def tiles_gemm(A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load):
+def tiles_gemm(A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, work):
     """C[m, n] = C[m, n] (0 where ``load`` is false) + sum_k A[m, k] R[k, n] for m < M, n < N,
     with A[m, k] = A[a + m sa + k ka] (any strides: A or A^T of a C-contiguous array), C[m, n] =
     C[c + m ldc + n] and R (K, N) either packed (pack_panels, ldp = 0) or a C-contiguous
-    R[k, n] = P[k ldp + n], all addressed flat.
+    R[k, n] = P[k ldp + n], all addressed flat. A non-empty ``work`` (TILE_BLOCK_ROWS x
+    K_CHUNK elements) asks for each block of A to be copied there first (pack_rows_): for A
+    read across its rows (A^T), whose elements a tile would otherwise take from a new cache
+    line at every k.
 
     In blocks of TILE_BLOCK_ROWS rows, so that a block's rows of A over a chunk of k stay in L2
     while every panel passes over them; then by chunks of k (a panel's slice stays in L1), then
@@ -417,12 +467,14 @@ def tiles_gemm(A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load):
             kc = min(step, K - k0)
             more = load or k0 > 0
             ak = am + k0 * ka
+            if work.size > 0:
+                pack_rows_(A, ak, sa, ka, kc, mb, work)
             for j in range(0, N3, W):  # packed: panel j at j K, (K, W) row-major
                 p, ld = (j * K + k0 * W, W) if ldp == 0 else (j + k0 * ldp, ldp)
-                panel_(TILE_VECTORS, C, cm + j, ldc, A, ak, sa, ka, P, p, ld, kc, mb, more)
+                block_(TILE_VECTORS, C, cm + j, ldc, A, ak, sa, ka, P, p, ld, kc, mb, more, work)
             for j in range(N3, N1, L):
                 p, ld = (j * K + k0 * L, L) if ldp == 0 else (j + k0 * ldp, ldp)
-                panel_(1, C, cm + j, ldc, A, ak, sa, ka, P, p, ld, kc, mb, more)
+                block_(1, C, cm + j, ldc, A, ak, sa, ka, P, p, ld, kc, mb, more, work)
             w = N - N1  # the last N % lanes columns: a sum per element (an in-order reduction,
             p, ld = (N1 * K, w) if ldp == 0 else (N1, ldp)  # which LLVM leaves scalar: a
             for m in range(mb):  # quarter second less to compile)
@@ -435,9 +487,12 @@ def tiles_gemm(A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load):
 
 
 @njit
-def tiles_rows(A, a, sa, ka, P, ldp, C, c, ldc, N, K, load, b0, b1):
-    """tiles_gemm on rows b0..b1 of A and C: a block of rows for _threads.by_rows."""
-    tiles_gemm(A, a + b0 * sa, sa, ka, P, ldp, C, c + b0 * ldc, ldc, b1 - b0, N, K, load)
+def tiles_rows(A, a, sa, ka, P, ldp, C, c, ldc, N, K, load, pack, b0, b1):
+    """tiles_gemm on rows b0..b1 of A and C: a block of rows for _threads.by_rows; ``pack``:
+    through a work buffer of its own (tiles_gemm's work)."""
+    size = TILE_BLOCK_ROWS * (K_CHUNK32 if C.itemsize == 4 else K_CHUNK64) if pack else 0
+    work = np.empty(size, dtype=C.dtype)
+    tiles_gemm(A, a + b0 * sa, sa, ka, P, ldp, C, c + b0 * ldc, ldc, b1 - b0, N, K, load, work)
 
 
 @njit
@@ -445,7 +500,7 @@ def tiles_acc(A, P, out):
     """out (B, N) += A (B, K) @ R, A and out C-contiguous, P = pack_panels(R)."""
     B, K = A.shape
     N = out.shape[1]
-    tiles_gemm(A, 0, K, 1, P, 0, out, 0, N, B, N, K, True)
+    tiles_gemm(A, 0, K, 1, P, 0, out, 0, N, B, N, K, True, P[:0])
 
 
 def product_(gemm, A, M, out):
@@ -1005,7 +1060,8 @@ def window_grads(gemm, t0, da, gates, X, h0, hs, W_xh, ones, total, dW_xh, dW_hh
     are the states h_{t-1}: h0 for the sequence's first step, hs before. ones holds at least
     n B ones, total (G*H,) is work space (the caller's: an allocation here would make the kernel
     import numba's array module when loaded from the cache); an empty db_h / db_hh is a bias the
-    cell does not have. Each product is a row-major CBLAS GEMM on the arrays' memory at an
+    cell does not have; an empty dW_xh, dX or dW_hh is a product the caller computes (on the
+    tiles: functional._accumulate). Each product is a row-major CBLAS GEMM on the arrays' memory at an
     element offset (address). The two bias sums share 1^T DA (UA's is DA's but for the GRU's n
     part, summed apart): a pass over DA fewer, 0-3% of a window at (200, 64, 128, 256)."""
     n, B, GH = da.shape
@@ -1015,8 +1071,9 @@ def window_grads(gemm, t0, da, gates, X, h0, hs, W_xh, ones, total, dW_xh, dW_hh
     DA, one = address(da, 0), address(ones, 0)
     x_w, dw_x = address(X, t0 * B * I), address(dW_xh, 0)
     dx_w = address(dX, t0 * B * I if dX.size > 0 else 0)
-    gemm(ROW_MAJOR, TRANS, NO_TRANS, GH, I, rows, 1.0, DA, GH, x_w, I, 1.0, dw_x, I)
-    if dX.size > 0:  # empty: the caller computed dX_w (on the tiles)
+    if dW_xh.size > 0:  # empty (dX, dW_xh, dW_hh): the caller computes that product (tiles)
+        gemm(ROW_MAJOR, TRANS, NO_TRANS, GH, I, rows, 1.0, DA, GH, x_w, I, 1.0, dw_x, I)
+    if dX.size > 0:
         gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, I, GH, 1.0, DA, GH, address(W_xh, 0), I, 0.0, dx_w, I)
     gru = gates.shape[0] > 0
     if db_h.size > 0 or db_hh.size > 0:  # 1^T DA once for both biases, not a pass each
@@ -1031,7 +1088,9 @@ def window_grads(gemm, t0, da, gates, X, h0, hs, W_xh, ones, total, dW_xh, dW_hh
                 for j in range(H):
                     da[i, b, GH - H + j] *= gates[i, b, j]
     dw = address(dW_hh, 0)
-    if t0 > 0:  # the window's h_{t-1} are hs[t0 - 1 : t0 + n - 1], contiguous: one GEMM
+    if dW_hh.size == 0:
+        pass
+    elif t0 > 0:  # the window's h_{t-1} are hs[t0 - 1 : t0 + n - 1], contiguous: one GEMM
         h_prev = address(hs, (t0 - 1) * B * H)
         gemm(ROW_MAJOR, TRANS, NO_TRANS, GH, H, rows, 1.0, DA, GH, h_prev, H, 1.0, dw, H)
     else:  # the sequence's first step takes h0, the others hs[0 : n - 1]

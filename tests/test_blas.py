@@ -1,5 +1,7 @@
 """_blas.py: NumPy's GEMM as a pointer for the compiled loops, and its fallbacks."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -233,7 +235,8 @@ def test_tiled_gemm_takes_any_strides_and_overwrites(rng, dtype):
     """kernels.tiles_gemm: A read through any strides (A^T of a C-contiguous array), R packed or
     read in place, C at an offset with its own row stride, and with load false the old C never
     reaching a sum (NaN there, as uninitialised memory may hold); rows in blocks of
-    TILE_BLOCK_ROWS and K in chunks; tiles_rows gives the same bits block by block."""
+    TILE_BLOCK_ROWS and K in chunks, A read in place or packed block by block first (every
+    kind of row group); tiles_rows gives the same bits block by block."""
     from minirnn._jit import kernels
 
     k = kernels()
@@ -243,17 +246,19 @@ def test_tiled_gemm_takes_any_strides_and_overwrites(rng, dtype):
         At = rng.standard_normal((K, M)).astype(dtype)  # A = At^T: A[m, k] = At[k, m]
         R = rng.standard_normal((K, N)).astype(dtype)
         exact = At.T.astype(np.float64) @ R.astype(np.float64)
-        for P, ldp in ((k.pack_panels(R), 0), (R, N)):
+        chunk = k.K_CHUNK32 if dtype == np.float32 else k.K_CHUNK64
+        packs = (np.empty(0, dtype), np.empty(k.TILE_BLOCK_ROWS * chunk, dtype))
+        for (P, ldp), work in itertools.product(((k.pack_panels(R), 0), (R, N)), packs):
             C = np.full((M + 1, N + 2), np.nan, dtype)  # the product in C[1:, 2:], row stride N + 2
-            k.tiles_gemm(At, 0, 1, M, P, ldp, C, N + 4, N + 2, M, N, K, False)
+            k.tiles_gemm(At, 0, 1, M, P, ldp, C, N + 4, N + 2, M, N, K, False, work)
             assert np.isnan(C[0]).all() and np.isnan(C[:, :2]).all()
             np.testing.assert_allclose(C[1:, 2:], exact, rtol=tol, atol=tol * K, err_msg=str((M, K, N, ldp)))
             again = C.copy()
-            k.tiles_gemm(At, 0, 1, M, P, ldp, again, N + 4, N + 2, M, N, K, True)  # load: adds
+            k.tiles_gemm(At, 0, 1, M, P, ldp, again, N + 4, N + 2, M, N, K, True, work)  # load: adds
             np.testing.assert_allclose(again[1:, 2:], 2 * exact, rtol=tol, atol=2 * tol * K)
             rows = C.copy()
             for b0, b1 in ((0, M // 2), (M // 2, M)):
-                k.tiles_rows(At, 0, 1, M, P, ldp, rows, N + 4, N + 2, N, K, False, b0, b1)
+                k.tiles_rows(At, 0, 1, M, P, ldp, rows, N + 4, N + 2, N, K, False, work.size > 0, b0, b1)
             np.testing.assert_array_equal(rows, C)
 
 
@@ -311,3 +316,25 @@ def test_blas_product_takes_its_operand_either_way_as_operand_gives_it(rng, dtyp
             tol = 1e-13 if dtype == np.float64 else 1e-5
             np.testing.assert_allclose(out, start + A @ R, rtol=tol, atol=tol * K)
     assert functional.Recurrence(gemm=gemm).operand(np.asfortranarray(R)).flags.c_contiguous
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_whole_sequence_tiles_without_numpys_blas_pointer(monkeypatch, rng, cell):
+    """The tiled projection, dX and weight gradients beside NumPy's own products for the rest
+    (no BLAS pointer: functional._accumulate's NumPy branch), over several windows: the
+    reference's numbers."""
+    from minirnn import functional
+
+    model = mr.RNN(5, 12, cell=cell, seed=2)
+    X = rng.standard_normal((9, 6, 5))
+    out = {}
+    for jit in ("0", "1"):
+        monkeypatch.setenv("MINIRNN_JIT", jit)
+        use_loop(monkeypatch, "whole")
+        monkeypatch.setenv("MINIRNN_BLAS", "0")
+        monkeypatch.setattr(functional, "WINDOW_ROWS", 18)
+        Y, cache = model.forward(X)
+        out[jit] = (Y, model.backward(np.sin(Y), cache, truncate=4))
+    np.testing.assert_allclose(out["1"][0], out["0"][0], rtol=1e-12, atol=1e-14)
+    for k, g in out["0"][1].items():
+        np.testing.assert_allclose(out["1"][1][k], g, rtol=1e-12, atol=1e-13, err_msg=k)
