@@ -211,20 +211,26 @@ def _check_inputs(
     return X, W_xh, W_hh, out_b, out_s
 
 
-def whole_tiles(M: int, K: int, N: int) -> bool:
-    """True where a whole-sequence product of M x K by K x N (the input projection, a window's
-    dX) runs on the tiles (kernels.tiles_rows, in blocks of rows on OpenBLAS's threads) rather
-    than NumPy's GEMM: with the tiles on, where numba compiles for AVX-512, from
-    WHOLE_TILES_MIN_MACS multiply-adds. On AMD EPYC Zen 5, whose OpenBLAS kernels here are the
-    environment's Haswell ones (256-bit), the 512-bit tiles ran these products 1.7-2.3x faster
-    (float32 390-470 GFLOP/s against 205-235, float64 205-240 against 115, M = 1024-12,800,
-    K = 128-2048, N = 512-2048, packing included). With 256-bit vectors OpenBLAS's kernels are
-    as wide as the tiles: unmeasured, NumPy's GEMM stays."""
-    large = M >= 2 * WHOLE_TILES_BLOCK_ROWS and M * K * N >= WHOLE_TILES_MIN_MACS
+def whole_tiles(M: int, K: int, N: int, itemsize: int = 8) -> bool:
+    """True where a whole-sequence product of M x K by K x N (``itemsize``-byte floats: the
+    input projection, a window's dX or weight gradient) runs on the tiles (kernels.tiles_rows,
+    in blocks of rows on OpenBLAS's threads) rather than NumPy's GEMM: with the tiles on, where
+    numba compiles for AVX-512, from WHOLE_TILES_MIN_MACS multiply-adds (float32 from four
+    times as many). On AMD EPYC Zen 5, whose OpenBLAS kernels here are the environment's
+    Haswell ones (256-bit), the 512-bit tiles ran these products 1.4-2.3x faster (float32
+    320-470 GFLOP/s against 205-245, float64 140-240 against 100-120, M = 1024-12,800, K and
+    N = 128-2048, packing included); a whole forward + BPTT at (100, 32, 32, 128) was 6-18%
+    faster in float64 with them, but 10% slower in float32 (the products' fixed costs against
+    a float32 GEMM's few microseconds), level to 4% faster from 16M multiply-adds. With
+    256-bit vectors OpenBLAS's kernels are as wide as the tiles: unmeasured, NumPy's GEMM
+    stays."""
+    large = M >= 2 * WHOLE_TILES_BLOCK_ROWS and M * K * N >= WHOLE_TILES_MIN_MACS * (
+        4 if itemsize == 4 else 1
+    )
     return large and tiles_enabled() and avx512()
 
 
-WHOLE_TILES_MIN_MACS = 1 << 22
+WHOLE_TILES_MIN_MACS = 1 << 22  # float64; float32 four times as many
 WHOLE_TILES_BLOCK_ROWS = 64  # at least this many rows a thread's block
 
 
@@ -237,12 +243,17 @@ def _tiled_product(A: np.ndarray, R: np.ndarray, out: np.ndarray, c: int = 0) ->
     _threads.by_rows(M, kernels().tiles_rows, args, WHOLE_TILES_BLOCK_ROWS)
 
 
-def _tiled_gradient(da: np.ndarray, R: np.ndarray, out: np.ndarray) -> None:
+def _tiled_gradient(da: np.ndarray, parts: tuple[np.ndarray, ...], buf: np.ndarray, out: np.ndarray) -> None:
     """out (G*H, N) += DA^T R on the tiles, DA = da (n, B, G*H) as (n B, G*H) rows (read across
-    its rows: packed block by block), R (n B, N) packed here, in blocks of out's rows."""
+    its rows: packed block by block) and R (n B, N) the rows of ``parts`` one after the other,
+    packed into ``buf``; in blocks of out's rows."""
     GH, N = out.shape
-    K = R.shape[0]
-    args = (da, 0, 1, GH, kernels().pack_panels(R), 0, out, 0, N, N, K, True, True)
+    K = sum(part.shape[0] for part in parts)
+    k0 = 0
+    for part in parts:
+        P = kernels().pack_panels(part, buf, K, k0)
+        k0 += part.shape[0]
+    args = (da, 0, 1, GH, P, 0, out, 0, N, N, K, True, True)
     _threads.by_rows(GH, kernels().tiles_rows, args, WHOLE_TILES_BLOCK_ROWS)
 
 
@@ -254,7 +265,7 @@ def _input_projection(X: np.ndarray, W_xh: np.ndarray) -> np.ndarray:
     pointer (no temporaries), else ``np.matmul``."""
     T, B, I = X.shape
     GH = W_xh.shape[0]
-    if whole_tiles(T * B, I, GH):
+    if whole_tiles(T * B, I, GH, X.itemsize):
         xa = np.empty((T, B, GH), dtype=X.dtype)
         _tiled_product(X, kernels().pack_panels(W_xh.T), xa)
         return xa
@@ -284,21 +295,24 @@ WINDOW_ROWS = 1024
 WINDOW_SHARE = 4
 
 
-def window_steps(T: int, B: int, I: int, H: int, G: int, held: int, copied: int = 0) -> int:
+def window_steps(T: int, B: int, I: int, H: int, G: int, held: int, copied: int = 0, extra: int = 0) -> int:
     """Steps in the longest backward window (functional._windows), which sizes its buffers."""
-    t0, t1 = _windows(T, B, I, H, G, held, copied)[0]
+    t0, t1 = _windows(T, B, I, H, G, held, copied, extra)[0]
     return t1 - t0
 
 
-def _windows(T: int, B: int, I: int, H: int, G: int, held: int, copied: int = 0) -> list[tuple[int, int]]:
+def _windows(
+    T: int, B: int, I: int, H: int, G: int, held: int, copied: int = 0, extra: int = 0
+) -> list[tuple[int, int]]:
     """(t0, t1) windows covering 0..T, last first (the order BPTT walks them), the first the
     longest, for a cell of G gates (pre-activation gradients G*H per row and step) whose BPTT
     holds anyway ``held`` arrays of (T, B, H) (h, and what its forward saved: LSTM gates, c,
     tanh c: 7; GRU gates, u_n: 5; vanilla 1), dX (T, B, I) and the weight gradients
-    G*H x (I + H); ``copied`` elements are the recurrent weights' copy (packed or transposed)
-    for the per-step product, if any.
+    G*H x (I + H); ``copied`` elements are the weights' copies (packed or transposed) for the
+    products, if any, and ``extra`` the elements a window holds per row beside its G*H
+    pre-activation gradients (the tiled weight gradients' packed rows of X and h_{t-1}: I + H).
 
-    As few windows as keep each under WINDOW_ROWS rows and its buffer (n, B, G*H) with the copy
+    As few windows as keep each under WINDOW_ROWS rows and its buffers (n, B, G*H + extra) with the copy
     under 1/WINDOW_SHARE of those arrays (the buffer under 1/(2 WINDOW_SHARE) where the copy
     leaves less), the steps split evenly (lengths differ by one at most: a small last window's
     GEMMs and calls cost nearly what a full one's do). Peak memory then stays under 1.3x of what
@@ -312,7 +326,7 @@ def _windows(T: int, B: int, I: int, H: int, G: int, held: int, copied: int = 0)
     sequences keep one window: the weight gradients dominate what they hold."""
     kept = T * B * (held * H + I) + G * H * (I + H)
     budget = max(kept // WINDOW_SHARE - copied, kept // (2 * WINDOW_SHARE))
-    C = max(1, min(WINDOW_ROWS // B, budget // (B * G * H)))
+    C = max(1, min(WINDOW_ROWS // B, budget // (B * (G * H + extra))))
     n = -(-T // C)
     bounds = [T * i // n for i in range(n + 1)]
     return [(bounds[i], bounds[i + 1]) for i in range(n - 1, -1, -1)]
@@ -329,6 +343,8 @@ class WindowProducts:
 
     gemm: Any  # NumPy's cblas_?gemm pointer (_blas.gemm), or None: NumPy's products
     W_xh: np.ndarray | None = None  # W_xh packed for dX on the tiles (whole_tiles), or None
+    X_rows: np.ndarray | None = None  # room for a window's rows of X packed (tiled dW_xh)
+    H_rows: np.ndarray | None = None  # and of h_{t-1} (tiled dW_hh)
 
 
 def _window_plan(
@@ -336,15 +352,30 @@ def _window_plan(
 ) -> tuple[list[tuple[int, int]], np.ndarray, WindowProducts]:
     """A backward's windows (_windows), the pre-activation buffer of the longest (n, B, G*H)
     and how their products run: NumPy's BLAS pointer for the weight-gradient GEMMs (None:
-    NumPy), and W_xh packed where the longest window's dX runs on the tiles. ``Wr`` is the
-    recurrent operand the scans take: a copy of W_hh unless it is W_hh itself."""
+    NumPy), and where the longest window's products run on the tiles (whole_tiles), W_xh
+    packed and room for a window's rows of X and h_{t-1} packed, counted in the windows'
+    memory budget (which then makes them shorter). ``Wr`` is the recurrent operand the scans
+    take: a copy of W_hh unless it is W_hh itself."""
     T, B, I = X.shape
     GH, H = W_hh.shape
-    windows = _windows(T, B, I, H, GH // H, HELD[cell], 0 if Wr is W_hh else Wr.size)
-    n = windows[0][1] - windows[0][0]
-    buf = np.empty((n, B, GH), dtype=X.dtype)
-    packed = kernels().pack_panels(W_xh) if whole_tiles(n * B, GH, I) else None
-    return windows, buf, WindowProducts(_blas.gemm(X.dtype), packed)
+    G, copied = GH // H, 0 if Wr is W_hh else Wr.size
+    n = window_steps(T, B, I, H, G, HELD[cell], copied)
+    tiled_x, tiled_h = whole_tiles(n * B, GH, I, X.itemsize), whole_tiles(GH, n * B, H, X.itemsize)
+    if tiled_x or tiled_h:  # W_xh packed, and the tiles' work for da packed (kernels.tiles_rows)
+        k = kernels()
+        chunk = k.K_CHUNK32 if X.dtype.itemsize == 4 else k.K_CHUNK64
+        work = _threads.blocks(GH, WHOLE_TILES_BLOCK_ROWS) * min(k.TILE_BLOCK_ROWS, GH) * chunk
+        copied += (GH * I if tiled_x else 0) + work
+        n = window_steps(T, B, I, H, G, HELD[cell], copied, I * tiled_x + H * tiled_h)
+    windows = _windows(T, B, I, H, G, HELD[cell], copied, I * tiled_x + H * tiled_h)
+    dtype = X.dtype
+    products = WindowProducts(
+        _blas.gemm(dtype),
+        kernels().pack_panels(W_xh) if tiled_x else None,
+        np.empty(n * B * I, dtype=dtype) if tiled_x else None,
+        np.empty(n * B * H, dtype=dtype) if tiled_h else None,
+    )
+    return windows, np.empty((n, B, GH), dtype=dtype), products
 
 
 def _new_grads(
@@ -407,17 +438,20 @@ def _accumulate(
     GH = da.shape[2]
     rows = n * B
     gemm = products.gemm if products is not None else None
-    tiled_x = products is not None and products.W_xh is not None and whole_tiles(rows, GH, I)
-    tiled_h = products is not None and whole_tiles(GH, rows, H)
+    W_xh_packed, X_rows, H_rows = (
+        (products.W_xh, products.X_rows, products.H_rows) if products is not None else (None, None, None)
+    )
+    tiled_x = W_xh_packed is not None and X_rows is not None and whole_tiles(rows, GH, I, da.itemsize)
+    tiled_h = H_rows is not None and whole_tiles(GH, rows, H, da.itemsize)
     if tiled_x:  # before window_grads, which turns the GRU's da_n into the hidden side's
-        assert products is not None and products.W_xh is not None  # for the type checker
-        _tiled_product(da, products.W_xh, grads["X"], t0 * B * I)
-        _tiled_gradient(da, X[t0:t1].reshape(rows, I), grads["W_xh"])
+        assert W_xh_packed is not None and X_rows is not None  # for the type checker
+        _tiled_product(da, W_xh_packed, grads["X"], t0 * B * I)
+        _tiled_gradient(da, (X[t0:t1].reshape(rows, I),), X_rows, grads["W_xh"])
 
-    def h_prev() -> np.ndarray:  # (rows, H): h_{t-1} of the window's steps
+    def h_prev() -> tuple[np.ndarray, ...]:  # the window's h_{t-1}, (rows, H) in all
         if t0 > 0:
-            return hs[t0 - 1 : t1 - 1].reshape(rows, H)
-        return np.concatenate((h0, hs[: t1 - 1].reshape((n - 1) * B, H)))
+            return (hs[t0 - 1 : t1 - 1].reshape(rows, H),)
+        return (h0, hs[: t1 - 1].reshape((n - 1) * B, H))
 
     if gemm is not None:
         empty = np.empty(0, dtype=da.dtype)
@@ -439,7 +473,8 @@ def _accumulate(
             grads.get("b_hh", empty),
         )
         if tiled_h:  # after window_grads: the hidden side's da
-            _tiled_gradient(da, h_prev(), grads["W_hh"])
+            assert H_rows is not None
+            _tiled_gradient(da, h_prev(), H_rows, grads["W_hh"])
         return
     DA = da.reshape(rows, -1)
     if not tiled_x:
@@ -450,9 +485,10 @@ def _accumulate(
     if gates is not None:
         DA[:, GH - H :] *= gates[t0:t1].reshape(rows, GH)[:, :H]
     if tiled_h:
-        _tiled_gradient(da, h_prev(), grads["W_hh"])
+        assert H_rows is not None
+        _tiled_gradient(da, h_prev(), H_rows, grads["W_hh"])
     else:
-        grads["W_hh"] += DA.T @ h_prev()
+        grads["W_hh"] += DA.T @ np.concatenate(h_prev())
     if "b_hh" in grads:
         grads["b_hh"] += DA.sum(axis=0)
 

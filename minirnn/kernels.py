@@ -367,18 +367,25 @@ def tile_(rows, vectors, C, c, ldc, A, a, sa, ka, P, p, ldp, K, load):
         row[...] = (row if load else 0) + A[a + r * sa + k * ka] @ panel
 
 
-def pack_panels(R):
+def pack_panels(R, P=None, K=None, k0=0):
     """R (K, N), any layout, packed for tiles_acc: a flat (K * N,) array holding, left to right,
     panels of TILE_VECTORS * lanes columns, then of lanes columns, then the last N % lanes
-    columns, each panel stored (K, width) at offset (first column) * K."""
-    K, N = R.shape
+    columns, each panel stored (K, width) at offset (first column) * K.
+
+    With P (a flat array of at least K * N elements) and K given, R's rows are written into P
+    as rows k0 .. k0 + len(R) of such a packing of K rows (a matrix packed in parts, in a
+    buffer kept across calls)."""
+    rows, N = R.shape
+    K = rows if K is None else K
     L = VECTOR_BYTES // R.itemsize  # lanes(R), without a compiled call from Python
     W = TILE_VECTORS * L
-    P = np.empty(K * N, dtype=R.dtype)
+    P = np.empty(K * N, dtype=R.dtype) if P is None else P[: K * N]
     N3, N1 = N - N % W, N - N % L
-    P[: N3 * K].reshape(N3 // W, K, W)[...] = R[:, :N3].reshape(K, N3 // W, W).transpose(1, 0, 2)
-    P[N3 * K : N1 * K].reshape((N1 - N3) // L, K, L)[...] = R[:, N3:N1].reshape(K, -1, L).transpose(1, 0, 2)
-    P[N1 * K :].reshape(K, N - N1)[...] = R[:, N1:]
+    at = slice(k0, k0 + rows)
+    P[: N3 * K].reshape(N3 // W, K, W)[:, at] = R[:, :N3].reshape(rows, N3 // W, W).transpose(1, 0, 2)
+    V = (N1 - N3) // L
+    P[N3 * K : N1 * K].reshape(V, K, L)[:, at] = R[:, N3:N1].reshape(rows, V, L).transpose(1, 0, 2)
+    P[N1 * K :].reshape(K, N - N1)[at] = R[:, N1:]
     return P
 
 
@@ -430,9 +437,9 @@ def pack_rows_(A, a, sa, ka, kc, M, work):
 
 @njit(inline="always")
 def block_(vectors, C, c, ldc, A, a, sa, ka, P, p, ldp, kc, M, load, work):
-    """One panel over rows 0..M (panel_), reading A where it is, or where ``work`` is not empty
-    from work as pack_rows_ left it: the groups of TILE_ROWS rows, then the rest."""
-    if work.size == 0:
+    """One panel over rows 0..M (panel_), reading A where it is (``work`` None), or from work
+    as pack_rows_ left it: the groups of TILE_ROWS rows, then the rest."""
+    if work is None:
         panel_(vectors, C, c, ldc, A, a, sa, sa, ka, P, p, ldp, kc, M, load)
     else:
         M4 = M - M % TILE_ROWS
@@ -446,8 +453,9 @@ def tiles_gemm(A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, work):
     """C[m, n] = C[m, n] (0 where ``load`` is false) + sum_k A[m, k] R[k, n] for m < M, n < N,
     with A[m, k] = A[a + m sa + k ka] (any strides: A or A^T of a C-contiguous array), C[m, n] =
     C[c + m ldc + n] and R (K, N) either packed (pack_panels, ldp = 0) or a C-contiguous
-    R[k, n] = P[k ldp + n], all addressed flat. A non-empty ``work`` (TILE_BLOCK_ROWS x
-    K_CHUNK elements) asks for each block of A to be copied there first (pack_rows_): for A
+    R[k, n] = P[k ldp + n], all addressed flat. A ``work`` array (not None: numba compiles
+    the two apart; min(M, TILE_BLOCK_ROWS) x min(K, K_CHUNK) elements) asks for each block of A
+    to be copied there first (pack_rows_): for A
     read across its rows (A^T), whose elements a tile would otherwise take from a new cache
     line at every k.
 
@@ -467,7 +475,7 @@ def tiles_gemm(A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, work):
             kc = min(step, K - k0)
             more = load or k0 > 0
             ak = am + k0 * ka
-            if work.size > 0:
+            if work is not None:
                 pack_rows_(A, ak, sa, ka, kc, mb, work)
             for j in range(0, N3, W):  # packed: panel j at j K, (K, W) row-major
                 p, ld = (j * K + k0 * W, W) if ldp == 0 else (j + k0 * ldp, ldp)
@@ -490,9 +498,14 @@ def tiles_gemm(A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, work):
 def tiles_rows(A, a, sa, ka, P, ldp, C, c, ldc, N, K, load, pack, b0, b1):
     """tiles_gemm on rows b0..b1 of A and C: a block of rows for _threads.by_rows; ``pack``:
     through a work buffer of its own (tiles_gemm's work)."""
-    size = TILE_BLOCK_ROWS * (K_CHUNK32 if C.itemsize == 4 else K_CHUNK64) if pack else 0
-    work = np.empty(size, dtype=C.dtype)
-    tiles_gemm(A, a + b0 * sa, sa, ka, P, ldp, C, c + b0 * ldc, ldc, b1 - b0, N, K, load, work)
+    M = b1 - b0
+    a, c = a + b0 * sa, c + b0 * ldc
+    if pack:
+        step = K_CHUNK32 if C.itemsize == 4 else K_CHUNK64
+        work = np.empty(min(TILE_BLOCK_ROWS, M) * min(step, K), dtype=C.dtype)
+        tiles_gemm(A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, work)
+    else:
+        tiles_gemm(A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, None)
 
 
 @njit
@@ -500,7 +513,7 @@ def tiles_acc(A, P, out):
     """out (B, N) += A (B, K) @ R, A and out C-contiguous, P = pack_panels(R)."""
     B, K = A.shape
     N = out.shape[1]
-    tiles_gemm(A, 0, K, 1, P, 0, out, 0, N, B, N, K, True, P[:0])
+    tiles_gemm(A, 0, K, 1, P, 0, out, 0, N, B, N, K, True, None)
 
 
 def product_(gemm, A, M, out):

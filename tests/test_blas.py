@@ -247,7 +247,7 @@ def test_tiled_gemm_takes_any_strides_and_overwrites(rng, dtype):
         R = rng.standard_normal((K, N)).astype(dtype)
         exact = At.T.astype(np.float64) @ R.astype(np.float64)
         chunk = k.K_CHUNK32 if dtype == np.float32 else k.K_CHUNK64
-        packs = (np.empty(0, dtype), np.empty(k.TILE_BLOCK_ROWS * chunk, dtype))
+        packs = (None, np.empty(k.TILE_BLOCK_ROWS * chunk, dtype))
         for (P, ldp), work in itertools.product(((k.pack_panels(R), 0), (R, N)), packs):
             C = np.full((M + 1, N + 2), np.nan, dtype)  # the product in C[1:, 2:], row stride N + 2
             k.tiles_gemm(At, 0, 1, M, P, ldp, C, N + 4, N + 2, M, N, K, False, work)
@@ -258,7 +258,7 @@ def test_tiled_gemm_takes_any_strides_and_overwrites(rng, dtype):
             np.testing.assert_allclose(again[1:, 2:], 2 * exact, rtol=tol, atol=2 * tol * K)
             rows = C.copy()
             for b0, b1 in ((0, M // 2), (M // 2, M)):
-                k.tiles_rows(At, 0, 1, M, P, ldp, rows, N + 4, N + 2, N, K, False, work.size > 0, b0, b1)
+                k.tiles_rows(At, 0, 1, M, P, ldp, rows, N + 4, N + 2, N, K, False, work is not None, b0, b1)
             np.testing.assert_array_equal(rows, C)
 
 

@@ -159,18 +159,21 @@ def test_backward_windows_are_few_even_and_bounded_in_rows_and_memory():
                 (32, 64, 4, 7, 0),
                 (128, 256, 3, 5, 3 * 256 * 256),
             ):
-                w = W(T, B, I, H, G, held, copied)
-                kept = T * B * (held * H + I) + G * H * (I + H)
-                budget = max(kept // 4 - copied, kept // 8)
-                cap = max(1, min(1024 // B, budget // (B * G * H)))
-                lengths = [t1 - t0 for t0, t1 in w]
-                assert w[0][1] == T and w[-1][0] == 0
-                assert all(a[0] == b[1] for a, b in itertools.pairwise(w))
-                assert max(lengths) == lengths[0] == functional.window_steps(T, B, I, H, G, held, copied)
-                assert max(lengths) - min(lengths) <= 1
-                assert lengths[0] <= cap and (lengths[0] == 1 or lengths[0] * B <= 1024)
-                assert lengths[0] == 1 or lengths[0] * B * G * H <= budget
-                assert (len(w) - 1) * cap < T  # one window fewer would break a limit
+                # extra: the tiled weight gradients' packed rows of X and h_{t-1}, per row
+                for extra in (0, I + H):
+                    w = W(T, B, I, H, G, held, copied, extra)
+                    kept = T * B * (held * H + I) + G * H * (I + H)
+                    budget = max(kept // 4 - copied, kept // 8)
+                    cap = max(1, min(1024 // B, budget // (B * (G * H + extra))))
+                    lengths = [t1 - t0 for t0, t1 in w]
+                    assert w[0][1] == T and w[-1][0] == 0
+                    assert all(a[0] == b[1] for a, b in itertools.pairwise(w))
+                    steps = functional.window_steps(T, B, I, H, G, held, copied, extra)
+                    assert max(lengths) == lengths[0] == steps
+                    assert max(lengths) - min(lengths) <= 1
+                    assert lengths[0] <= cap and (lengths[0] == 1 or lengths[0] * B <= 1024)
+                    assert lengths[0] == 1 or lengths[0] * B * (G * H + extra) <= budget
+                    assert (len(w) - 1) * cap < T  # one window fewer would break a limit
 
 
 # What each cell's backward needs from its forward besides h, per (step, row, unit), and the
