@@ -239,7 +239,8 @@ def _tiled_product(A: np.ndarray, R: np.ndarray, out: np.ndarray, c: int = 0) ->
     (any dimensions, read as M rows of K), R packed (pack_panels), in blocks of rows."""
     K = A.shape[-1]
     M, N = A.size // K, R.size // K
-    args = (A, 0, K, 1, R, 0, out, c, N, N, K, False, False)
+    # 2-D, as the time loops' tiles_acc passes its operands: numba compiles tiles_gemm once
+    args = (A.reshape(M, K), 0, K, 1, R, 0, out.reshape(-1, N), c, N, N, K, False)
     _threads.by_rows(M, kernels().tiles_rows, args, WHOLE_TILES_BLOCK_ROWS)
 
 
@@ -253,8 +254,8 @@ def _tiled_gradient(da: np.ndarray, parts: tuple[np.ndarray, ...], buf: np.ndarr
     for part in parts:
         P = kernels().pack_panels(part, buf, K, k0)
         k0 += part.shape[0]
-    args = (da, 0, 1, GH, P, 0, out, 0, N, N, K, True, True)
-    _threads.by_rows(GH, kernels().tiles_rows, args, WHOLE_TILES_BLOCK_ROWS)
+    args = (da.reshape(-1, GH), 0, 1, GH, P, 0, out, 0, N, N, K, True)
+    _threads.by_rows(GH, kernels().tiles_rows_packed, args, WHOLE_TILES_BLOCK_ROWS)
 
 
 def _input_projection(X: np.ndarray, W_xh: np.ndarray) -> np.ndarray:
@@ -361,7 +362,7 @@ def _window_plan(
     G, copied = GH // H, 0 if Wr is W_hh else Wr.size
     n = window_steps(T, B, I, H, G, HELD[cell], copied)
     tiled_x, tiled_h = whole_tiles(n * B, GH, I, X.itemsize), whole_tiles(GH, n * B, H, X.itemsize)
-    if tiled_x or tiled_h:  # W_xh packed, and the tiles' work for da packed (kernels.tiles_rows)
+    if tiled_x or tiled_h:  # W_xh packed, and the tiles' work for da packed (kernels.tiles_rows_packed)
         k = kernels()
         chunk = k.K_CHUNK32 if X.dtype.itemsize == 4 else k.K_CHUNK64
         work = _threads.blocks(GH, WHOLE_TILES_BLOCK_ROWS) * min(k.TILE_BLOCK_ROWS, GH) * chunk

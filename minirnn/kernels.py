@@ -438,14 +438,21 @@ def pack_rows_(A, a, sa, ka, kc, M, work):
 @njit(inline="always")
 def block_(vectors, C, c, ldc, A, a, sa, ka, P, p, ldp, kc, M, load, work):
     """One panel over rows 0..M (panel_), reading A where it is (``work`` None), or from work
-    as pack_rows_ left it: the groups of TILE_ROWS rows, then the rest."""
+    as pack_rows_ left it: the groups of TILE_ROWS rows in tiles of as many, then the rest (two
+    rows, one, or both). Each kind of tile appears once here (numba compiles every tile it
+    inlines, ~0.3 s each)."""
     if work is None:
         panel_(vectors, C, c, ldc, A, a, sa, sa, ka, P, p, ldp, kc, M, load)
     else:
         M4 = M - M % TILE_ROWS
-        panel_(vectors, C, c, ldc, work, 0, kc, 1, TILE_ROWS, P, p, ldp, kc, M4, load)
-        c4, rest = c + M4 * ldc, M - M4
-        panel_(vectors, C, c4, ldc, work, M4 * kc, 1, 1, rest, P, p, ldp, kc, rest, load)
+        for m in range(0, M4, TILE_ROWS):
+            tile_(TILE_ROWS, vectors, C, c + m * ldc, ldc, work, m * kc, 1, TILE_ROWS, P, p, ldp, kc, load)
+        rest = M - M4
+        if rest >= 2:
+            tile_(2, vectors, C, c + M4 * ldc, ldc, work, M4 * kc, 1, rest, P, p, ldp, kc, load)
+        if rest % 2 == 1:
+            last = M - 1
+            tile_(1, vectors, C, c + last * ldc, ldc, work, M4 * kc + rest - 1, 1, rest, P, p, ldp, kc, load)
 
 
 @njit
@@ -495,17 +502,21 @@ def tiles_gemm(A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, work):
 
 
 @njit
-def tiles_rows(A, a, sa, ka, P, ldp, C, c, ldc, N, K, load, pack, b0, b1):
-    """tiles_gemm on rows b0..b1 of A and C: a block of rows for _threads.by_rows; ``pack``:
-    through a work buffer of its own (tiles_gemm's work)."""
+def tiles_rows(A, a, sa, ka, P, ldp, C, c, ldc, N, K, load, b0, b1):
+    """tiles_gemm on rows b0..b1 of A and C (A read where it is): a block of rows for
+    _threads.by_rows."""
+    tiles_gemm(A, a + b0 * sa, sa, ka, P, ldp, C, c + b0 * ldc, ldc, b1 - b0, N, K, load, None)
+
+
+@njit
+def tiles_rows_packed(A, a, sa, ka, P, ldp, C, c, ldc, N, K, load, b0, b1):
+    """tiles_rows with A packed block by block into a work array of its own (tiles_gemm's
+    work): for A read across its rows. A kernel apart, so that each compiles only its own
+    tiles."""
     M = b1 - b0
-    a, c = a + b0 * sa, c + b0 * ldc
-    if pack:
-        step = K_CHUNK32 if C.itemsize == 4 else K_CHUNK64
-        work = np.empty(min(TILE_BLOCK_ROWS, M) * min(step, K), dtype=C.dtype)
-        tiles_gemm(A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, work)
-    else:
-        tiles_gemm(A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, None)
+    step = K_CHUNK32 if C.itemsize == 4 else K_CHUNK64
+    work = np.empty(min(TILE_BLOCK_ROWS, M) * min(step, K), dtype=C.dtype)
+    tiles_gemm(A, a + b0 * sa, sa, ka, P, ldp, C, c + b0 * ldc, ldc, M, N, K, load, work)
 
 
 @njit
@@ -513,7 +524,8 @@ def tiles_acc(A, P, out):
     """out (B, N) += A (B, K) @ R, A and out C-contiguous, P = pack_panels(R)."""
     B, K = A.shape
     N = out.shape[1]
-    tiles_gemm(A, 0, K, 1, P, 0, out, 0, N, B, N, K, True, None)
+    z = B - B  # 0 as an int64: literal arguments would make numba compile tiles_gemm apart
+    tiles_gemm(A, z, K, z + 1, P, z, out, z, N, B, N, K, z == z, None)
 
 
 def product_(gemm, A, M, out):

@@ -257,8 +257,9 @@ def test_tiled_gemm_takes_any_strides_and_overwrites(rng, dtype):
             k.tiles_gemm(At, 0, 1, M, P, ldp, again, N + 4, N + 2, M, N, K, True, work)  # load: adds
             np.testing.assert_allclose(again[1:, 2:], 2 * exact, rtol=tol, atol=2 * tol * K)
             rows = C.copy()
+            kernel = k.tiles_rows if work is None else k.tiles_rows_packed
             for b0, b1 in ((0, M // 2), (M // 2, M)):
-                k.tiles_rows(At, 0, 1, M, P, ldp, rows, N + 4, N + 2, N, K, False, work is not None, b0, b1)
+                kernel(At, 0, 1, M, P, ldp, rows, N + 4, N + 2, N, K, False, b0, b1)
             np.testing.assert_array_equal(rows, C)
 
 

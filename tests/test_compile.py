@@ -2,7 +2,8 @@
 
 numba compiles a separate copy of a jitted function for each distinct literal argument its
 callers pass (product_(..., True) and product_(..., False) were two copies; apply_range with
-literal columns four), each taking ~0.2-1 s at a cold start and each cached and loaded apart.
+literal columns four; tiles_acc's constant arguments to tiles_gemm a third copy of that, ~2 s),
+each taking ~0.2-2 s at a cold start and each cached and loaded apart.
 """
 
 import os
@@ -22,7 +23,16 @@ for cell, gates in (("rnn", 1), ("lstm", 4), ("gru", 3)):
     W_xh, W_hh = 0.3 * rng.standard_normal((gates * 4, 3)), 0.3 * rng.standard_normal((gates * 4, 4))
     hs, cache = getattr(F, cell + "_forward")(X, W_xh, W_hh)
     getattr(F, cell + "_backward")(np.ones_like(hs), cache, truncate=2, return_dh=True)
+# the whole-sequence products on the tiles (functional.whole_tiles, at any size here; the
+# steps' product as above), and the steps' tiled product, whose tiles_gemm is the same
+F.avx512, F.WHOLE_TILES_MIN_MACS, F.WHOLE_TILES_BLOCK_ROWS = (lambda: True), 0, 1
+F.TILE_MIN_ROWS, F.TILE_SMALL_MIN_MACS = 10**9, 10**18
+X = rng.standard_normal((6, 8, 3))
+W_xh, W_hh = 0.3 * rng.standard_normal((64, 3)), 0.1 * rng.standard_normal((64, 64))
+hs, cache = F.rnn_forward(X, W_xh, W_hh)
+F.rnn_backward(np.ones_like(hs), cache)
 module = kernels()
+module.tiles_acc(hs[0], module.pack_panels(W_hh.T), hs[1].copy())
 for name in dir(module):
     fn = getattr(module, name)
     if isinstance(fn, numba.core.registry.CPUDispatcher):
@@ -42,7 +52,9 @@ def test_kernels_compile_one_copy_per_array_type(tmp_path):
     assert {"rnn_forward_scan", "lstm_backward_scan", "gru_forward_step", "product2_"} <= set(names)
     literal = [f"{name} {sig}" for name, sig in compiled if "Literal" in sig]
     assert not literal, "compiled for literal arguments:\n" + "\n".join(literal)
-    repeated = {name for name in names if names.count(name) > 1}  # one dtype, one product type here
+    # one dtype, one product type here; tiles_gemm twice: reading A in place, and packing it
+    assert names.count("tiles_gemm") == 2 and {"tiles_rows", "tiles_rows_packed", "tiles_acc"} <= set(names)
+    repeated = {name for name in names if names.count(name) > 1} - {"tiles_gemm"}
     assert not repeated, f"compiled more than once: {sorted(repeated)}"
 
 
