@@ -657,7 +657,7 @@ def rates_sentence(result: dict) -> str:
         "; ".join(
             f"{name} " + ", ".join(f"{k} {v:.0f}" for k, v in rates.items()) for name, rates in by.items()
         )
-        + " GFLOP/s (best of the run, 1024^3, 2 threads)"
+        + " GFLOP/s, each its best of the run on 1024^3 with 2 threads"
     )
 
 
