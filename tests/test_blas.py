@@ -261,6 +261,10 @@ def test_tiled_gemm_takes_any_strides_and_overwrites(rng, dtype):
             for b0, b1 in ((0, M // 2), (M // 2, M)):
                 kernel(At, 0, 1, M, P, ldp, rows, N + 4, N + 2, N, K, False, b0, b1)
             np.testing.assert_array_equal(rows, C)
+            if work is not None:  # A as it is stored (rows along k) packed too
+                direct = np.empty((M, N), dtype)
+                k.tiles_gemm(np.ascontiguousarray(At.T), 0, K, 1, P, ldp, direct, 0, N, M, N, K, False, work)
+                np.testing.assert_allclose(direct, exact, rtol=tol, atol=tol * K)
 
 
 @requires_jit
