@@ -321,18 +321,22 @@ def matmul_acc(A, M, out):
 # A register-tiled product for the recurrence: out (B, N) += A (B, K) @ R with R packed once per
 # call (pack_panels) into panels of TILE_VECTORS * lanes columns, each stored (K, width) so that
 # a tile walks it front to back. A tile keeps TILE_ROWS x TILE_VECTORS output vectors in
-# registers over its whole run of k (12 of AVX2's 16; tiles of two rows and of one take the
+# registers over its whole run of k (4 x 3: 12 of AVX2's 16; tiles of two rows and of one take the
 # rows left over), reads one broadcast of A per row and one
 # vector of R per column vector per k, and writes its outputs once. OpenBLAS packs R anew on
 # every call, which is most of a small product's time: this ran 1.2-2x faster than its one-thread
 # GEMM at the per-step shapes (B = 8-64 rows, K and N = 128-2048) and 1.3-2x faster than
-# matmul_acc's axpy loops (Zen 3). Vectors are 512-bit where numba compiles for AVX-512 (its 32
-# registers hold the 12 accumulators as AVX2's 16 do), else 256-bit: lanes = VECTOR_BYTES /
-# itemsize. On AMD EPYC Zen 5 the 512-bit tiles ran at 100-120 GFLOP/s a core in float64 and
-# 220-240 in float32, 1.8-2x the 256-bit ones and 2-4x OpenBLAS's one-thread GEMM with its
-# Haswell kernels (the environment's OPENBLAS_CORETYPE); tiles of 8 x 3, 6 x 4 and 4 x 4 vectors
-# were within 5% of 4 x 3 there (B = 16-128, K = 128-512, N = 256-2048).
-TILE_ROWS, TILE_VECTORS = 4, 3
+# matmul_acc's axpy loops (Zen 3). Vectors are 512-bit where numba compiles for AVX-512, else
+# 256-bit: lanes = VECTOR_BYTES / itemsize. On AMD EPYC Zen 5 the 512-bit tiles ran at 100-120
+# GFLOP/s a core in float64 and 220-240 in float32, 1.8-2x the 256-bit ones and 2-4x OpenBLAS's
+# one-thread GEMM with its Haswell kernels (the environment's OPENBLAS_CORETYPE). There tiles
+# of 4 x 4 vectors (16 of AVX-512's 32 registers) and of 4 x 3, 6 x 4 and 8 x 3 ran within 5% of
+# each other on one product (B = 16-128, K = 128-512, N = 256-2048), but 4 x 4's panels of 64
+# floats / 32 doubles divide the widths of power-of-two layers (4 x 3's 48 / 24 leave a
+# remainder to one-vector panels, whose 4 accumulators wait on each other: a quarter of the
+# work at N = 128): forward + BPTT 6-17% faster at (200, 64, 128, 256), (50, 128, 512, 512)
+# and (100, 32, 32, 128).
+TILE_ROWS, TILE_VECTORS = 4, (4 if avx512() else 3)
 VECTOR_BYTES = 64 if avx512() else 32
 # Each tile runs over at most this many k, so that a panel's slice stays in L1 (24 KB f32 and
 # 12 KB f64 with 256-bit vectors, twice that with 512-bit ones, beside the rows of A) while the

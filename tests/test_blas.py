@@ -194,7 +194,7 @@ def test_hand_written_product_equals_numpy_and_ignores_neighbour_rows(rng, dtype
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_tiled_product_equals_numpy_and_ignores_neighbour_rows(rng, dtype):
-    """kernels.tiles_acc on pack_panels(R): every kind of panel (three vectors, one vector, the
+    """kernels.tiles_acc on pack_panels(R): every kind of panel (TILE_VECTORS vectors, one, the
     last N % lanes columns), every kind of tile (four rows, two, one), K over several chunks
     (K_CHUNK), R given in any layout; and each row's bits the same computed in a block or alone
     (blocks of rows must give one loop's numbers)."""
@@ -203,13 +203,14 @@ def test_tiled_product_equals_numpy_and_ignores_neighbour_rows(rng, dtype):
     k = kernels()
     L = k.VECTOR_BYTES // np.dtype(dtype).itemsize
     chunk = k.K_CHUNK32 if dtype == np.float32 else k.K_CHUNK64
+    V = k.TILE_VECTORS
     shapes = (
         (1, 1, 1),
         (2, 3, 8),
         (3, 5, 7),
-        (4, 4, 3 * L),
-        (9, 13, 4 * L + 3),
-        (6, 2 * chunk + 5, 3 * L + 1),
+        (4, 4, V * L),
+        (9, 13, (V + 1) * L + 3),
+        (6, 2 * chunk + 5, V * L + 1),
         (7, 32, 40),
         (17, 32, 40),
     )
@@ -281,7 +282,7 @@ def test_tiles_refuse_mixed_dtypes():
 
 
 def test_packed_panels_hold_r_panel_by_panel(rng):
-    """pack_panels: panels of 3 vectors, then of one, then the rest, each (K, width) at
+    """pack_panels: panels of TILE_VECTORS vectors, then of one, then the rest, each (K, width) at
     (first column) * K."""
     from minirnn._jit import kernels
 
