@@ -450,6 +450,32 @@ print(time.perf_counter() - t0)
 """
 WARM_STARTS = 3  # new processes timed with the caches warm; the median counts
 
+# Every compiled path of a cell in one new process with numba's cache cold: one row (the
+# hand-written product), eight (the tiled steps), and a large batch (the whole-sequence
+# products on the tiles where numba compiles for AVX-512).
+COLD_ALL_PATHS = """
+import time, os
+import minirnn, numpy as np
+t0 = time.perf_counter()
+for B, I, H in ((1, 4, 32), (8, 4, 32), (128, 64, 128)):
+    m = minirnn.RNN(I, H, cell=os.environ["CELL"])
+    Y, c = m.forward(np.random.default_rng(0).standard_normal((50, B, I)))
+    m.backward(np.ones_like(Y), c)
+print(time.perf_counter() - t0)
+"""
+
+
+def cold_all_paths(cell: str) -> float:
+    """Seconds for COLD_ALL_PATHS in a new process with a fresh numba cache: the compile time of
+    all of a cell's kernels (less the three small runs themselves)."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env.update(CELL=cell, NUMBA_CACHE_DIR=cache)
+        out = subprocess.run(
+            [sys.executable, "-c", COLD_ALL_PATHS], env=env, capture_output=True, text=True, check=True
+        ).stdout
+    return float(out.split()[-1])
+
 
 def new_processes(script: str, env: dict) -> tuple[str, list[str]]:
     """Run ``script`` in 1 + WARM_STARTS new Python processes, one after another with the same
@@ -477,6 +503,7 @@ def startup(cell: str) -> dict:
     return {
         "cold cache": dict(zip(keys, map(float, cold.split()), strict=True)),
         "warm cache": {k: float(np.median([r[k] for r in runs])) for k in keys},
+        "cold cache, all paths": cold_all_paths(cell),
     }
 
 
@@ -613,7 +640,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"startup {cell}: import {st['warm cache']['import_s']:.2f} s; first forward+backward "
             f"{st['cold cache']['first_forward_backward_s']:.2f} s with a cold numba cache (compiling), "
-            f"{st['warm cache']['first_forward_backward_s']:.2f} s warm"
+            f"{st['warm cache']['first_forward_backward_s']:.2f} s warm; every path compiled "
+            f"{st['cold cache, all paths']:.2f} s"
         )
     print(f"numba's own floor: import numba + a one-loop cached kernel's first call {floor:.2f} s")
     result = {
@@ -724,7 +752,13 @@ def markdown_table(result: dict) -> str:
         lines.append(
             f"Start-up, {cell}: `import minirnn` {st['warm cache']['import_s']:.2f} s; the first forward + backward "
             f"in a new process {st['warm cache']['first_forward_backward_s']:.2f} s with numba's cache warm, "
-            f"{st['cold cache']['first_forward_backward_s']:.2f} s cold (compiling every kernel of the cell)."
+            f"{st['cold cache']['first_forward_backward_s']:.2f} s cold (compiling the kernels of its path)"
+            + (
+                f"; every path of the cell (B = 1, 8 and 128 in one new process, numba's cache cold) "
+                f"{st['cold cache, all paths']:.2f} s."
+                if "cold cache, all paths" in st
+                else "."
+            )
         )
     lines.append(
         f"numba's own floor, for comparison: `import numba` and the first call of a one-loop "
