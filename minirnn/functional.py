@@ -360,15 +360,16 @@ def _window_plan(
     T, B, I = X.shape
     GH, H = W_hh.shape
     G, copied = GH // H, 0 if Wr is W_hh else Wr.size
-    n = window_steps(T, B, I, H, G, HELD[cell], copied)
+    windows = _windows(T, B, I, H, G, HELD[cell], copied)
+    n = windows[0][1] - windows[0][0]
     tiled_x, tiled_h = whole_tiles(n * B, GH, I, X.itemsize), whole_tiles(GH, n * B, H, X.itemsize)
     if tiled_x or tiled_h:  # W_xh packed, and the tiles' work for da packed (kernels.tiles_rows_packed)
         k = kernels()
         chunk = k.K_CHUNK32 if X.dtype.itemsize == 4 else k.K_CHUNK64
         work = _threads.blocks(GH, WHOLE_TILES_BLOCK_ROWS) * min(k.TILE_BLOCK_ROWS, GH) * chunk
         copied += (GH * I if tiled_x else 0) + work
-        n = window_steps(T, B, I, H, G, HELD[cell], copied, I * tiled_x + H * tiled_h)
-    windows = _windows(T, B, I, H, G, HELD[cell], copied, I * tiled_x + H * tiled_h)
+        windows = _windows(T, B, I, H, G, HELD[cell], copied, I * tiled_x + H * tiled_h)
+        n = windows[0][1] - windows[0][0]
     dtype = X.dtype
     products = WindowProducts(
         _blas.gemm(dtype),
@@ -488,8 +489,10 @@ def _accumulate(
     if tiled_h:
         assert H_rows is not None
         _tiled_gradient(da, h_prev(), H_rows, grads["W_hh"])
+    elif t0 > 0:
+        grads["W_hh"] += DA.T @ hs[t0 - 1 : t1 - 1].reshape(rows, H)
     else:
-        grads["W_hh"] += DA.T @ np.concatenate(h_prev())
+        grads["W_hh"] += DA[:B].T @ h0 + DA[B:].T @ hs[: t1 - 1].reshape((n - 1) * B, H)
     if "b_hh" in grads:
         grads["b_hh"] += DA.sum(axis=0)
 

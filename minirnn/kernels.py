@@ -350,6 +350,12 @@ PACK_ROWS = 16  # pack_rows_'s rows at a time
 
 
 @njit(inline="always")
+def k_chunk(a):
+    """The k a tile runs over at most for a's float type (K_CHUNK32 / K_CHUNK64)."""
+    return K_CHUNK32 if a.itemsize == 4 else K_CHUNK64
+
+
+@njit(inline="always")
 def lanes(a):
     """The number of a's elements in a vector of VECTOR_BYTES (256-bit: 8 float32, 4 float64;
     512-bit: 16 and 8)."""
@@ -394,17 +400,16 @@ def pack_panels(R, P=None, K=None, k0=0):
 
 
 @njit(inline="always")
-def panel_(vectors, C, c, ldc, A, a, ta, sa, ka, P, p, ldp, kc, M, load):
+def panel_(vectors, C, c, ldc, A, a, sa, ka, P, p, ldp, kc, M, load):
     """Rows 0..M of one panel (``vectors`` vectors wide) over kc k: in tiles of TILE_ROWS rows,
-    then of two, then the last odd row alone; the tile from row m reads A from a + m ta (its
-    rows sa apart, its k ka apart: tile_'s arguments)."""
+    then of two, then the last odd row alone (tile_'s arguments, each tile's rows further on)."""
     M4, M2 = M - M % TILE_ROWS, M - M % 2
     for m in range(0, M4, TILE_ROWS):
-        tile_(TILE_ROWS, vectors, C, c + m * ldc, ldc, A, a + m * ta, sa, ka, P, p, ldp, kc, load)
+        tile_(TILE_ROWS, vectors, C, c + m * ldc, ldc, A, a + m * sa, sa, ka, P, p, ldp, kc, load)
     for m in range(M4, M2, 2):
-        tile_(2, vectors, C, c + m * ldc, ldc, A, a + m * ta, sa, ka, P, p, ldp, kc, load)
+        tile_(2, vectors, C, c + m * ldc, ldc, A, a + m * sa, sa, ka, P, p, ldp, kc, load)
     for m in range(M2, M):
-        tile_(1, vectors, C, c + m * ldc, ldc, A, a + m * ta, sa, ka, P, p, ldp, kc, load)
+        tile_(1, vectors, C, c + m * ldc, ldc, A, a + m * sa, sa, ka, P, p, ldp, kc, load)
 
 
 @njit(inline="always")
@@ -446,7 +451,7 @@ def block_(vectors, C, c, ldc, A, a, sa, ka, P, p, ldp, kc, M, load, work):
     rows, one, or both). Each kind of tile appears once here (numba compiles every tile it
     inlines, ~0.3 s each)."""
     if work is None:
-        panel_(vectors, C, c, ldc, A, a, sa, sa, ka, P, p, ldp, kc, M, load)
+        panel_(vectors, C, c, ldc, A, a, sa, ka, P, p, ldp, kc, M, load)
     else:
         M4 = M - M % TILE_ROWS
         for m in range(0, M4, TILE_ROWS):
@@ -478,7 +483,7 @@ def tiles_gemm(A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, work):
     L = lanes(C)
     W = TILE_VECTORS * L
     N3, N1 = N - N % W, N - N % L
-    step = K_CHUNK32 if C.itemsize == 4 else K_CHUNK64
+    step = k_chunk(C)
     for m0 in range(0, M, TILE_BLOCK_ROWS):
         mb = min(TILE_BLOCK_ROWS, M - m0)
         cm, am = c + m0 * ldc, a + m0 * sa
@@ -518,8 +523,7 @@ def tiles_rows_packed(A, a, sa, ka, P, ldp, C, c, ldc, N, K, load, b0, b1):
     work): for A read across its rows. A kernel apart, so that each compiles only its own
     tiles."""
     M = b1 - b0
-    step = K_CHUNK32 if C.itemsize == 4 else K_CHUNK64
-    work = np.empty(min(TILE_BLOCK_ROWS, M) * min(step, K), dtype=C.dtype)
+    work = np.empty(min(TILE_BLOCK_ROWS, M) * min(k_chunk(C), K), dtype=C.dtype)
     tiles_gemm(A, a + b0 * sa, sa, ka, P, ldp, C, c + b0 * ldc, ldc, M, N, K, load, work)
 
 
@@ -1061,9 +1065,8 @@ def _address_overload() -> None:
     @ext.intrinsic
     def element_address(typingctx, A, offset):
         def codegen(context, builder, signature, args):
-            data = context.make_array(signature.args[0])(context, builder, args[0]).data
-            k = context.cast(builder, args[1], signature.args[1], types.intp)
-            return builder.ptrtoint(builder.gep(data, [k]), context.get_value_type(types.uintp))
+            at = pointer(context, builder, signature, args)
+            return builder.ptrtoint(at, context.get_value_type(types.uintp))
 
         return types.uintp(A, offset), codegen
 
@@ -1098,11 +1101,11 @@ def window_grads(gemm, t0, da, gates, X, h0, hs, W_xh, ones, total, dW_xh, dW_hh
     H = hs.shape[2]
     rows = n * B
     DA, one = address(da, 0), address(ones, 0)
-    x_w, dw_x = address(X, t0 * B * I), address(dW_xh, 0)
-    dx_w = address(dX, t0 * B * I if dX.size > 0 else 0)
-    if dW_xh.size > 0:  # empty (dX, dW_xh, dW_hh): the caller computes that product (tiles)
+    if dW_xh.size > 0:  # empty (dW_xh, dX, dW_hh): the caller computes that product (tiles)
+        x_w, dw_x = address(X, t0 * B * I), address(dW_xh, 0)
         gemm(ROW_MAJOR, TRANS, NO_TRANS, GH, I, rows, 1.0, DA, GH, x_w, I, 1.0, dw_x, I)
     if dX.size > 0:
+        dx_w = address(dX, t0 * B * I)
         gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, I, GH, 1.0, DA, GH, address(W_xh, 0), I, 0.0, dx_w, I)
     gru = gates.shape[0] > 0
     if db_h.size > 0 or db_hh.size > 0:  # 1^T DA once for both biases, not a pass each
@@ -1117,12 +1120,10 @@ def window_grads(gemm, t0, da, gates, X, h0, hs, W_xh, ones, total, dW_xh, dW_hh
                 for j in range(H):
                     da[i, b, GH - H + j] *= gates[i, b, j]
     dw = address(dW_hh, 0)
-    if dW_hh.size == 0:
-        pass
-    elif t0 > 0:  # the window's h_{t-1} are hs[t0 - 1 : t0 + n - 1], contiguous: one GEMM
+    if dW_hh.size > 0 and t0 > 0:  # the window's h_{t-1} are hs[t0 - 1 : t0 + n - 1]: one GEMM
         h_prev = address(hs, (t0 - 1) * B * H)
         gemm(ROW_MAJOR, TRANS, NO_TRANS, GH, H, rows, 1.0, DA, GH, h_prev, H, 1.0, dw, H)
-    else:  # the sequence's first step takes h0, the others hs[0 : n - 1]
+    elif dW_hh.size > 0:  # the sequence's first step takes h0, the others hs[0 : n - 1]
         gemm(ROW_MAJOR, TRANS, NO_TRANS, GH, H, B, 1.0, DA, GH, address(h0, 0), H, 1.0, dw, H)
         if n > 1:
             DA1, hs0 = address(da, B * GH), address(hs, 0)
