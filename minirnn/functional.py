@@ -97,31 +97,38 @@ class Recurrence:
 
     python_loop: bool = False  # loops.py's Python loop around np.matmul
     gemm: object = None  # NumPy's cblas_?gemm for the compiled scans (kernels.product2_)
-    tiled: bool = False  # kernels.tiles_acc on R packed
+    tiles: int = 0  # kernels.tiles_entry's address (R packed for the tiles), or 0
     block_rows: int = 0  # in blocks of at least this many rows where there are threads; 0: never
+
+    @property
+    def tiled(self) -> bool:
+        """True for the tiled product (kernels.call_tiles in the time loops)."""
+        return self.tiles != 0
 
     def operand(self, R: np.ndarray) -> np.ndarray:
         """The right operand R (K, N) of the step's product as kernels.product_ takes it: packed
-        for the tiles; else C-contiguous, R itself for the hand-written product and R transposed
-        for NumPy's BLAS (faster that way, see product2_). The forward's R is W_hh^T, so with
-        BLAS it is W_hh, not copied. A float32 gated backward's R = W_hh (G*H, H), already
-        C-contiguous, goes to BLAS as it is: OpenBLAS ran that product 4-13% faster untransposed
-        (one thread and two, Zen 3), and it saves the copy; product2_ tells the two apart by
-        shape (K != N)."""
+        for the tiles; R itself, C-contiguous and flattened, for the hand-written product (both
+        1-D: one compiled time loop serves both); for NumPy's BLAS, R transposed (faster that
+        way, see product2_), C-contiguous. The forward's R is W_hh^T, so with BLAS it is W_hh,
+        not copied. A float32 gated backward's R = W_hh (G*H, H), already C-contiguous, goes to
+        BLAS as it is: OpenBLAS ran that product 4-13% faster untransposed (one thread and two,
+        Zen 3), and it saves the copy; product2_ tells the two apart by shape (K != N)."""
         if self.tiled:
             return kernels().pack_panels(R)
         gemm = self.gemm
-        if gemm is not None and R.dtype == np.float32 and R.shape[0] != R.shape[1] and R.flags.c_contiguous:
+        if gemm is None:
+            return np.ascontiguousarray(R).reshape(-1)
+        if R.dtype == np.float32 and R.shape[0] != R.shape[1] and R.flags.c_contiguous:
             return R
-        return np.ascontiguousarray(R.T if gemm is not None else R)
+        return np.ascontiguousarray(R.T)
 
     def scan(self, scan: Any, B: int, *args: Any) -> None:
-        """scan(gemm, *args, b0, b1), a compiled time loop, over all B rows: in blocks of rows
-        on OpenBLAS's threads where block_rows allows (_threads.py), else in one."""
+        """scan(gemm, tiles, *args, b0, b1), a compiled time loop, over all B rows: in blocks of
+        rows on OpenBLAS's threads where block_rows allows (_threads.py), else in one."""
         if self.block_rows:
-            _threads.by_rows(B, scan, (self.gemm, *args), self.block_rows)
+            _threads.by_rows(B, scan, (self.gemm, self.tiles, *args), self.block_rows)
         else:
-            scan(self.gemm, *args, 0, B)
+            scan(self.gemm, self.tiles, *args, 0, B)
 
 
 def _time_loop(B: int, GH: int, H: int, dtype: np.dtype) -> Recurrence:
@@ -137,7 +144,7 @@ def _time_loop(B: int, GH: int, H: int, dtype: np.dtype) -> Recurrence:
         B >= 2 and per_row >= TILE_SMALL_MIN_MACS
     )
     if wide and tiles_enabled():
-        return Recurrence(tiled=True, block_rows=TILE_MIN_ROWS)
+        return Recurrence(tiles=kernels().tiles_entry(dtype), block_rows=TILE_MIN_ROWS)
     if not use_stepped(B, GH, H, itemsize):
         return Recurrence()
     gemm = _blas.gemm(dtype)
@@ -239,8 +246,22 @@ def _tiled_product(A: np.ndarray, R: np.ndarray, out: np.ndarray, c: int = 0) ->
     (any dimensions, read as M rows of K), R packed (pack_panels), in blocks of rows."""
     K = A.shape[-1]
     M, N = A.size // K, R.size // K
-    # 2-D, as the time loops' tiles_acc passes its operands: numba compiles tiles_gemm once
-    args = (A.reshape(M, K), 0, K, 1, R, 0, out.reshape(-1, N), c, N, N, K, False)
+    # 2-D, as tiles_acc passes them: one compiled tiles_rows
+    args = (
+        kernels().tiles_entry(A.dtype),
+        A.reshape(M, K),
+        0,
+        K,
+        1,
+        R,
+        0,
+        out.reshape(-1, N),
+        c,
+        N,
+        N,
+        K,
+        False,
+    )
     _threads.by_rows(M, kernels().tiles_rows, args, WHOLE_TILES_BLOCK_ROWS)
 
 
@@ -254,7 +275,7 @@ def _tiled_gradient(da: np.ndarray, parts: tuple[np.ndarray, ...], buf: np.ndarr
     for part in parts:
         P = kernels().pack_panels(part, buf, K, k0)
         k0 += part.shape[0]
-    args = (da.reshape(-1, GH), 0, 1, GH, P, 0, out, 0, N, N, K, True)
+    args = (kernels().tiles_entry(da.dtype), da, 0, 1, GH, P, 0, out, 0, N, N, K, True)
     _threads.by_rows(GH, kernels().tiles_rows_packed, args, WHOLE_TILES_BLOCK_ROWS)
 
 
@@ -356,10 +377,10 @@ def _window_plan(
     NumPy), and where the longest window's products run on the tiles (whole_tiles), W_xh
     packed and room for a window's rows of X and h_{t-1} packed, counted in the windows'
     memory budget (which then makes them shorter). ``Wr`` is the recurrent operand the scans
-    take: a copy of W_hh unless it is W_hh itself."""
+    take: a copy of W_hh unless it is W_hh itself or a view of it."""
     T, B, I = X.shape
     GH, H = W_hh.shape
-    G, copied = GH // H, 0 if Wr is W_hh else Wr.size
+    G, copied = GH // H, 0 if np.may_share_memory(Wr, W_hh) else Wr.size
     windows = _windows(T, B, I, H, G, HELD[cell], copied)
     n = windows[0][1] - windows[0][0]
     tiled_x, tiled_h = whole_tiles(n * B, GH, I, X.itemsize), whole_tiles(GH, n * B, H, X.itemsize)

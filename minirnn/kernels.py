@@ -9,11 +9,12 @@ rest is the recurrent product h_{t-1} W_hh^T and the fused elementwise work.
 The time loops (``*_scan``) are compiled whole and share the step functions (``*_forward_step``,
 ``*_backward_step``, one fused pass over a (B, H) step). Their recurrent product is
 
-* the register-tiled ``tiles_acc`` from four rows, or two for wide steps (the operand packed
+* the register-tiled ``tiles_gemm`` from four rows, or two for wide steps (the operand packed
   by ``pack_panels``): LLVM IR with explicit vectors (512-bit with AVX-512, else 256-bit)
-  that keeps a tile of outputs in registers;
+  that keeps a tile of outputs in registers, compiled once per float type and called through
+  its C entry (``tiles``, an address: ``call_tiles``);
 * the hand-written ``matmul_acc`` for one row and narrow steps of two or three, where any call
-  out would cost more than the product (``gemm`` None);
+  out would cost more than the product (``tiles`` 0; the same compiled time loop);
 * NumPy's own threaded BLAS for large steps where the tiles are switched off
   (MINIRNN_TILES=0), called through a C pointer (``gemm``, from _blas.py) without leaving
   compiled code.
@@ -266,39 +267,42 @@ def backprop_activation(g, h, code, out):
 
 @njit
 def matmul_acc(A, M, out):
-    """out (B, N) += A (B, K) @ M (K, N) as axpy loops: rows of M scaled into rows of out.
+    """out (B, N) += A (B, K) @ R as axpy loops, M = R (K, N) C-contiguous and flattened (K * N,):
+    rows of R scaled into rows of out.
 
-    Blocks of four rows of A against four rows of M per pass over the output rows: each load
-    of M serves four rows of out, each load and store of out four products (against one and
+    Blocks of four rows of A against four rows of R per pass over the output rows: each load
+    of R serves four rows of out, each load and store of out four products (against one and
     one for a row at a time: 1.2-1.5x faster in float32, 1.7-2x in float64 at 4-64 rows). The
     inner loop runs over contiguous memory with no reduction, so LLVM vectorises it. Every
     element is summed in the same order, (a0 m0 + a1 m1) + (a2 m2 + a3 m3) per four k, in a
-    block or alone: a row's result does not depend on the rows beside it.
+    block or alone: a row's result does not depend on the rows beside it. R comes flat, as
+    tiles_acc's packed operand does, so that a time loop compiles once for both products
+    (product_); a reshape inside would make the cached code import numba's array module.
     """
     B, K = A.shape
-    N = M.shape[1]
+    N = out.shape[1]
     K4 = K - K % 4
     B4 = B - B % 4
     for b in range(0, B4, 4):
         o0, o1, o2, o3 = out[b], out[b + 1], out[b + 2], out[b + 3]
         a0, a1, a2, a3 = A[b], A[b + 1], A[b + 2], A[b + 3]
         for k in range(0, K4, 4):
-            m0, m1, m2, m3 = M[k], M[k + 1], M[k + 2], M[k + 3]
+            m0, m1, m2, m3 = k * N, (k + 1) * N, (k + 2) * N, (k + 3) * N
             x0, x1, x2, x3 = a0[k], a0[k + 1], a0[k + 2], a0[k + 3]
             y0, y1, y2, y3 = a1[k], a1[k + 1], a1[k + 2], a1[k + 3]
             z0, z1, z2, z3 = a2[k], a2[k + 1], a2[k + 2], a2[k + 3]
             w0, w1, w2, w3 = a3[k], a3[k + 1], a3[k + 2], a3[k + 3]
             for n in range(N):
-                v0, v1, v2, v3 = m0[n], m1[n], m2[n], m3[n]
+                v0, v1, v2, v3 = M[m0 + n], M[m1 + n], M[m2 + n], M[m3 + n]
                 o0[n] += (x0 * v0 + x1 * v1) + (x2 * v2 + x3 * v3)
                 o1[n] += (y0 * v0 + y1 * v1) + (y2 * v2 + y3 * v3)
                 o2[n] += (z0 * v0 + z1 * v1) + (z2 * v2 + z3 * v3)
                 o3[n] += (w0 * v0 + w1 * v1) + (w2 * v2 + w3 * v3)
         for k in range(K4, K):
-            mk = M[k]
+            mk = k * N
             x0, y0, z0, w0 = a0[k], a1[k], a2[k], a3[k]
             for n in range(N):
-                v = mk[n]
+                v = M[mk + n]
                 o0[n] += x0 * v
                 o1[n] += y0 * v
                 o2[n] += z0 * v
@@ -308,14 +312,14 @@ def matmul_acc(A, M, out):
         a = A[b]
         for k in range(0, K4, 4):
             s0, s1, s2, s3 = a[k], a[k + 1], a[k + 2], a[k + 3]
-            m0, m1, m2, m3 = M[k], M[k + 1], M[k + 2], M[k + 3]
+            m0, m1, m2, m3 = k * N, (k + 1) * N, (k + 2) * N, (k + 3) * N
             for n in range(N):
-                row[n] += (s0 * m0[n] + s1 * m1[n]) + (s2 * m2[n] + s3 * m3[n])
+                row[n] += (s0 * M[m0 + n] + s1 * M[m1 + n]) + (s2 * M[m2 + n] + s3 * M[m3 + n])
         for k in range(K4, K):
             s = a[k]
-            mk = M[k]
+            mk = k * N
             for n in range(N):
-                row[n] += s * mk[n]
+                row[n] += s * M[mk + n]
 
 
 # A register-tiled product for the recurrence: out (B, N) += A (B, K) @ R with R packed once per
@@ -445,12 +449,12 @@ def pack_rows_(A, a, sa, ka, kc, M, work):
 
 
 @njit(inline="always")
-def block_(vectors, C, c, ldc, A, a, sa, ka, P, p, ldp, kc, M, load, work):
-    """One panel over rows 0..M (panel_), reading A where it is (``work`` None), or from work
-    as pack_rows_ left it: the groups of TILE_ROWS rows in tiles of as many, then the rest (two
-    rows, one, or both). Each kind of tile appears once here (numba compiles every tile it
-    inlines, ~0.3 s each)."""
-    if work is None:
+def block_(vectors, C, c, ldc, A, a, sa, ka, P, p, ldp, kc, M, load, work, packed):
+    """One panel over rows 0..M (panel_), reading A where it is, or (``packed``) from work as
+    pack_rows_ left it: the groups of TILE_ROWS rows in tiles of as many, then the rest (two
+    rows, one, or both). Each kind of tile appears once here (LLVM's time goes mostly to the
+    tiles: ~0.1-0.3 s each)."""
+    if not packed:
         panel_(vectors, C, c, ldc, A, a, sa, ka, P, p, ldp, kc, M, load)
     else:
         M4 = M - M % TILE_ROWS
@@ -469,11 +473,14 @@ def tiles_gemm(A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, work):
     """C[m, n] = C[m, n] (0 where ``load`` is false) + sum_k A[m, k] R[k, n] for m < M, n < N,
     with A[m, k] = A[a + m sa + k ka] (any strides: A or A^T of a C-contiguous array), C[m, n] =
     C[c + m ldc + n] and R (K, N) either packed (pack_panels, ldp = 0) or a C-contiguous
-    R[k, n] = P[k ldp + n], all addressed flat. A ``work`` array (not None: numba compiles
-    the two apart; min(M, TILE_BLOCK_ROWS) x min(K, K_CHUNK) elements) asks for each block of A
-    to be copied there first (pack_rows_): for A
-    read across its rows (A^T), whose elements a tile would otherwise take from a new cache
-    line at every k.
+    R[k, n] = P[k ldp + n], all addressed flat. A ``work`` array of min(M, TILE_BLOCK_ROWS) x
+    min(K, K_CHUNK) elements (empty: none) asks for each block of A to be copied there first
+    (pack_rows_): for A read across its rows (A^T), whose elements a tile would otherwise take
+    from a new cache line at every k.
+
+    Compiled once per float type, for flat arrays: every other kernel calls it through its C
+    entry (call_tiles), so that its tiles are compiled once, not again inside each caller (numba
+    links a callee's code into every caller and LLVM optimises and compiles it there anew).
 
     In blocks of TILE_BLOCK_ROWS rows, so that a block's rows of A over a chunk of k stay in L2
     while every panel passes over them; then by chunks of k (a panel's slice stays in L1), then
@@ -484,6 +491,7 @@ def tiles_gemm(A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, work):
     W = TILE_VECTORS * L
     N3, N1 = N - N % W, N - N % L
     step = k_chunk(C)
+    packed = work.size > 0
     for m0 in range(0, M, TILE_BLOCK_ROWS):
         mb = min(TILE_BLOCK_ROWS, M - m0)
         cm, am = c + m0 * ldc, a + m0 * sa
@@ -491,14 +499,14 @@ def tiles_gemm(A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, work):
             kc = min(step, K - k0)
             more = load or k0 > 0
             ak = am + k0 * ka
-            if work is not None:
+            if packed:
                 pack_rows_(A, ak, sa, ka, kc, mb, work)
             for j in range(0, N3, W):  # packed: panel j at j K, (K, W) row-major
                 p, ld = (j * K + k0 * W, W) if ldp == 0 else (j + k0 * ldp, ldp)
-                block_(TILE_VECTORS, C, cm + j, ldc, A, ak, sa, ka, P, p, ld, kc, mb, more, work)
+                block_(TILE_VECTORS, C, cm + j, ldc, A, ak, sa, ka, P, p, ld, kc, mb, more, work, packed)
             for j in range(N3, N1, L):
                 p, ld = (j * K + k0 * L, L) if ldp == 0 else (j + k0 * ldp, ldp)
-                block_(1, C, cm + j, ldc, A, ak, sa, ka, P, p, ld, kc, mb, more, work)
+                block_(1, C, cm + j, ldc, A, ak, sa, ka, P, p, ld, kc, mb, more, work, packed)
             w = N - N1  # the last N % lanes columns: a sum per element (an in-order reduction,
             p, ld = (N1 * K, w) if ldp == 0 else (N1, ldp)  # which LLVM leaves scalar: a
             for m in range(mb):  # quarter second less to compile)
@@ -510,65 +518,97 @@ def tiles_gemm(A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, work):
                     set_element(C, o, s)
 
 
-@njit
-def tiles_rows(A, a, sa, ka, P, ldp, C, c, ldc, N, K, load, b0, b1):
-    """tiles_gemm on rows b0..b1 of A and C (A read where it is): a block of rows for
-    _threads.by_rows."""
-    tiles_gemm(A, a + b0 * sa, sa, ka, P, ldp, C, c + b0 * ldc, ldc, b1 - b0, N, K, load, None)
+_TILES_ENTRIES: dict[str, int] = {}
+
+
+def tiles_entry(dtype: Any) -> int:
+    """The address of tiles_gemm's C entry compiled for flat arrays of ``dtype`` (compiled, or
+    loaded from numba's cache, on first use), for call_tiles; 1 where numba's JIT is off (the
+    Python call_tiles ignores it)."""
+    key = np.dtype(dtype).char
+    found = _TILES_ENTRIES.get(key)
+    if found is None:
+        if not hasattr(tiles_gemm, "overloads"):  # NUMBA_DISABLE_JIT=1: plain Python
+            return 1
+        types = extending().types
+        flat = types.Array(types.float32 if key == "f" else types.float64, 1, "C")
+        i64 = types.int64
+        sig = (flat, i64, i64, i64, flat, i64, flat, i64, i64, i64, i64, i64, types.boolean, flat)
+        tiles_gemm.compile(sig)
+        cres = tiles_gemm.overloads[sig]
+        found = _TILES_ENTRIES[key] = cres.library.get_pointer_to_function(
+            cres.fndesc.llvm_cfunc_wrapper_name
+        )
+    return found
+
+
+def call_tiles(tiles, A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, work):
+    """tiles_gemm(A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, work) through the C entry at
+    address ``tiles`` (tiles_entry of their float type), A, P, C and work (None: none) passed
+    as flat views of their memory (A, P and C C-contiguous, any dimensions). Compiled, it is
+    one indirect call (an intrinsic, _tile_overloads), with none of tiles_gemm's code in the
+    caller; here, a Python call."""
+    empty = np.empty(0, dtype=C.dtype) if work is None else work
+    tiles_gemm(A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, empty)
 
 
 @njit
-def tiles_rows_packed(A, a, sa, ka, P, ldp, C, c, ldc, N, K, load, b0, b1):
+def tiles_rows(tiles, A, a, sa, ka, P, ldp, C, c, ldc, N, K, load, b0, b1):
+    """tiles_gemm (at address ``tiles``) on rows b0..b1 of A and C (A read where it is): a block
+    of rows for _threads.by_rows."""
+    call_tiles(tiles, A, a + b0 * sa, sa, ka, P, ldp, C, c + b0 * ldc, ldc, b1 - b0, N, K, load, None)
+
+
+@njit
+def tiles_rows_packed(tiles, A, a, sa, ka, P, ldp, C, c, ldc, N, K, load, b0, b1):
     """tiles_rows with A packed block by block into a work array of its own (tiles_gemm's
-    work): for A read across its rows. A kernel apart, so that each compiles only its own
-    tiles."""
+    work): for A read across its rows."""
     M = b1 - b0
     work = np.empty(min(TILE_BLOCK_ROWS, M) * min(k_chunk(C), K), dtype=C.dtype)
-    tiles_gemm(A, a + b0 * sa, sa, ka, P, ldp, C, c + b0 * ldc, ldc, M, N, K, load, work)
+    call_tiles(tiles, A, a + b0 * sa, sa, ka, P, ldp, C, c + b0 * ldc, ldc, M, N, K, load, work)
 
 
-@njit
 def tiles_acc(A, P, out):
-    """out (B, N) += A (B, K) @ R, A and out C-contiguous, P = pack_panels(R)."""
+    """out (B, N) += A (B, K) @ R, A and out C-contiguous, P = pack_panels(R): the time loops'
+    tiled product (product_), called from Python."""
     B, K = A.shape
     N = out.shape[1]
-    z = B - B  # 0 as an int64: literal arguments would make numba compile tiles_gemm apart
-    tiles_gemm(A, z, K, z + 1, P, z, out, z, N, B, N, K, z == z, None)
+    tiles_rows(tiles_entry(out.dtype), A, 0, K, 1, P, 0, out, 0, N, N, K, True, 0, B)
 
 
-def product_(gemm, A, M, out):
-    """out (B, N) += A (B, K) @ R, A and out C-contiguous: tiles_acc where M is R packed (1-D,
-    pack_panels), else product2_ (chosen when numba types the call, see _tile_overloads)."""
-    if M.ndim == 1:
-        tiles_acc(A, M, out)
-    else:
+def product_(gemm, tiles, A, M, out):
+    """out (B, N) += A (B, K) @ R, A and out C-contiguous. M 1-D: R packed for the tiles
+    (pack_panels) where ``tiles`` (tiles_entry's address) is not 0, else R (K, N) flattened for
+    the hand-written matmul_acc, a choice made as it runs, so that a time loop compiles once
+    for both (~1 s a time loop at a cold start). M 2-D: NumPy's BLAS (product2_), chosen when
+    numba types the call (see _tile_overloads)."""
+    if M.ndim == 2:
         product2_(gemm, A, M, out)
+    elif tiles:
+        B, K = A.shape
+        N = out.shape[1]
+        call_tiles(tiles, A, 0, K, 1, M, 0, out, 0, N, B, N, K, True, None)
+    else:
+        matmul_acc(A, M, out)
 
 
 @njit
 def product2_(gemm, A, M, out):
-    """out (B, N) += A (B, K) @ R, all C-contiguous, with M holding R as each product wants it:
-
-    * gemm None: M is R (K, N) for the hand-written matmul_acc, which vectorises over N;
-    * gemm NumPy's cblas_?gemm (a ctypes pointer from _blas.py): M is R transposed (N, K), passed
-      as a transposed operand: OpenBLAS ran these per-step shapes 10-30% faster that way in
-      float64 (B = 16-128, in the scan, same run) and level in float32; or, where K != N and M
-      is (K, N), R itself, untransposed (the float32 gated backward, functional.Recurrence.operand).
-
-    numba compiles one version per type of gemm; with None the BLAS branch is pruned away. It
-    always accumulates (callers that overwrite zero ``out`` first, a B x N pass beside a B x N x K
-    product): a literal True/False flag would make numba compile a second copy of this and of
-    matmul_acc (~1 s each at a cold start, and a second entry to load from the cache)."""
-    if gemm is None:
-        matmul_acc(A, M, out)
+    """out (B, N) += A (B, K) @ R, all C-contiguous, with NumPy's cblas_?gemm (a ctypes pointer
+    from _blas.py) and M holding R as it wants it: R transposed (N, K), passed as a transposed
+    operand (OpenBLAS ran these per-step shapes 10-30% faster that way in float64, B = 16-128,
+    in the scan, same run, and level in float32); or, where K != N and M is (K, N), R itself,
+    untransposed (the float32 gated backward, functional.Recurrence.operand). It always
+    accumulates (callers that overwrite zero ``out`` first, a B x N pass beside a B x N x K
+    product): a literal True/False flag would make numba compile a second copy of it and of the
+    time loops (~1 s each at a cold start, and a second entry to load from the cache)."""
+    B, K = A.shape
+    N = out.shape[1]
+    a, m, o = A.ctypes.data, M.ctypes.data, out.ctypes.data
+    if K != N and M.shape[0] == K:  # R itself (K, N): see functional.Recurrence.operand
+        gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, B, N, K, 1.0, a, K, m, N, 1.0, o, N)
     else:
-        B, K = A.shape
-        N = out.shape[1]
-        a, m, o = A.ctypes.data, M.ctypes.data, out.ctypes.data
-        if K != N and M.shape[0] == K:  # R itself (K, N): see functional.Recurrence.operand
-            gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, B, N, K, 1.0, a, K, m, N, 1.0, o, N)
-        else:
-            gemm(ROW_MAJOR, NO_TRANS, TRANS, B, N, K, 1.0, a, K, m, K, 1.0, o, N)
+        gemm(ROW_MAJOR, NO_TRANS, TRANS, B, N, K, 1.0, a, K, m, K, 1.0, o, N)
 
 
 def _tile_overloads() -> None:
@@ -687,11 +727,68 @@ def _tile_overloads() -> None:
             C, c, ldc, A, a, sa, ka, P, p, ldp, K, load
         )
 
+    @intrinsic
+    def tiles_call(typingctx, tiles, A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, work):
+        arrays = (A, P, C) if isinstance(work, types.NoneType) else (A, P, C, work)
+        if not all(isinstance(t, types.Array) and t.dtype == C.dtype for t in arrays):
+            return None
+        if C.dtype not in (types.float32, types.float64):
+            return None
+        flat = types.Array(C.dtype, 1, "C")
+        i64 = types.int64
+        callee = (flat, i64, i64, i64, flat, i64, flat, i64, i64, i64, i64, i64, types.boolean, flat)
+
+        def codegen(context, builder, signature, args):
+            itemsize = context.get_constant(types.intp, 4 if C.dtype == types.float32 else 8)
+
+            def view(ty, value):  # a flat view of value's memory, with no owner to count
+                out = context.make_array(flat)(context, builder)
+                if isinstance(ty, types.NoneType):
+                    data = ir.Constant(out.data.type, None)
+                    n = context.get_constant(types.intp, 0)
+                else:
+                    array = context.make_array(ty)(context, builder, value)
+                    data, n = array.data, array.nitems
+                out.meminfo = ir.Constant(out.meminfo.type, None)
+                out.parent = ir.Constant(out.parent.type, None)
+                out.nitems, out.itemsize, out.data = n, itemsize, data
+                out.shape = context.make_tuple(builder, types.UniTuple(types.intp, 1), [n])
+                out.strides = context.make_tuple(builder, types.UniTuple(types.intp, 1), [itemsize])
+                return out._getvalue()
+
+            values = [
+                view(ty, value) if isinstance(to, types.Array) else context.cast(builder, value, ty, to)
+                for ty, to, value in zip(signature.args[1:], callee, args[1:], strict=True)
+            ]
+            fnty = ir.FunctionType(
+                context.get_value_type(types.none), [context.get_value_type(t) for t in callee]
+            )
+            where = context.cast(builder, args[0], signature.args[0], types.int64)
+            builder.call(builder.inttoptr(where, fnty.as_pointer()), values)
+            return context.get_dummy_value()
+
+        return types.void(tiles, A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, work), codegen
+
+    @overload(call_tiles, inline="always", jit_options=_OVERLOAD_FLAGS)
+    def _call_tiles(tiles, A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, work):
+        return lambda tiles, A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, work: tiles_call(
+            tiles, A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, work
+        )
+
     @overload(product_, jit_options=_OVERLOAD_FLAGS)
-    def _product(gemm, A, M, out):
-        if M.ndim == 1:
-            return lambda gemm, A, M, out: tiles_acc(A, M, out)
-        return lambda gemm, A, M, out: product2_(gemm, A, M, out)
+    def _product(gemm, tiles, A, M, out):
+        if M.ndim == 2:
+            return lambda gemm, tiles, A, M, out: product2_(gemm, A, M, out)
+
+        def flat(gemm, tiles, A, M, out):
+            if tiles != 0:
+                B, K = A.shape
+                N = out.shape[1]
+                call_tiles(tiles, A, 0, K, 1, M, 0, out, 0, N, B, N, K, True, None)
+            else:
+                matmul_acc(A, M, out)
+
+        return flat
 
 
 _tile_overloads()
@@ -741,7 +838,7 @@ def rnn_backward_step(dhs_t, carry, h_t, code, da_t, dh_total_t, keep_dh):
 
 
 @njit
-def rnn_forward_scan(gemm, hs, Wr, h0, b, code, b0, b1):
+def rnn_forward_scan(gemm, tiles, hs, Wr, h0, b, code, b0, b1):
     """In place over the time loop: hs[t] <- f(hs[t] + b + h_{t-1} W_hh^T), h_{-1} = h0.
 
     On entry hs holds the input projection X W_xh^T for every step (T, B, H), b the bias b_h
@@ -752,13 +849,13 @@ def rnn_forward_scan(gemm, hs, Wr, h0, b, code, b0, b1):
     """
     for t in range(hs.shape[0]):
         h_t = hs[t, b0:b1]
-        product_(gemm, h0[b0:b1] if t == 0 else hs[t - 1, b0:b1], Wr, h_t)
+        product_(gemm, tiles, h0[b0:b1] if t == 0 else hs[t - 1, b0:b1], Wr, h_t)
         add_bias(h_t, b)  # after the product, whose loads of h_t from memory hide behind its work
         activate_inplace(h_t, code)
 
 
 @njit
-def rnn_backward_scan(gemm, dhs, hs, Wr, code, truncate, offset, da, dh_total, keep_dh, carry, b0, b1):
+def rnn_backward_scan(gemm, tiles, dhs, hs, Wr, code, truncate, offset, da, dh_total, keep_dh, carry, b0, b1):
     """Walk t = T-1 .. 0 carrying dL/dh back through the recurrence::
 
         g_t  = dhs[t] + carry            (direct part + recurrent part)
@@ -780,7 +877,7 @@ def rnn_backward_scan(gemm, dhs, hs, Wr, code, truncate, offset, da, dh_total, k
         s = t + offset
         zero(c)  # its g_t is spent (da[t] holds what follows from it)
         if not (truncate > 0 and s > 0 and s % truncate == 0):
-            product_(gemm, da_t, Wr, c)
+            product_(gemm, tiles, da_t, Wr, c)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -856,7 +953,7 @@ def lstm_backward_step(dhs_t, dh, dc, G, tc_t, c_prev, A, dh_total_t, keep_dh):
 
 
 @njit
-def lstm_forward_scan(gemm, gates, Wr, b, h0, c0, hs, cs, tcs, b0, b1):
+def lstm_forward_scan(gemm, tiles, gates, Wr, b, h0, c0, hs, cs, tcs, b0, b1):
     """LSTM time loop (cells.lstm_step_forward), in place.
 
     gates (T, B, 4H) holds the input projection X W_xh^T on entry (b, the bias, is added step by
@@ -868,14 +965,14 @@ def lstm_forward_scan(gemm, gates, Wr, b, h0, c0, hs, cs, tcs, b0, b1):
         h_prev = h0[b0:b1] if t == 0 else hs[t - 1, b0:b1]
         c_prev = c0[b0:b1] if t == 0 else cs[t - 1, b0:b1]
         a = gates[t, b0:b1]
-        product_(gemm, h_prev, Wr, a)
+        product_(gemm, tiles, h_prev, Wr, a)
         add_bias(a, b)  # after the product, as rnn_forward_scan
         lstm_forward_step(a, c_prev, cs[t, b0:b1], tcs[t, b0:b1], hs[t, b0:b1])
 
 
 @njit
 def lstm_backward_scan(
-    gemm, dhs, gates, cs, tcs, c_init, Wr, truncate, offset, da, dh_total, keep_dh, dh, dc, b0, b1
+    gemm, tiles, dhs, gates, cs, tcs, c_init, Wr, truncate, offset, da, dh_total, keep_dh, dh, dc, b0, b1
 ):
     """LSTM backward time loop (cells.lstm_step_backward) over a window, t = T-1 .. 0.
 
@@ -896,7 +993,7 @@ def lstm_backward_scan(
         if truncate > 0 and s > 0 and s % truncate == 0:
             zero(d_c)
         else:
-            product_(gemm, da_t, Wr, g_h)
+            product_(gemm, tiles, da_t, Wr, g_h)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -968,7 +1065,7 @@ def gru_backward_step(dhs_t, carry, G, hn_t, h_prev, Xa, Ua, dh_total_t, keep_dh
 
 
 @njit
-def gru_forward_scan(gemm, gates, Wr, b_ih, b_hh, h0, hs, hn, u, b0, b1):
+def gru_forward_scan(gemm, tiles, gates, Wr, b_ih, b_hh, h0, hs, hn, u, b0, b1):
     """GRU time loop (cells.gru_step_forward), in place.
 
     gates (T, B, 3H) holds the input projection X W_xh^T on entry and r, z, n on exit; b_ih and
@@ -979,13 +1076,13 @@ def gru_forward_scan(gemm, gates, Wr, b_ih, b_hh, h0, hs, hn, u, b0, b1):
     for t in range(gates.shape[0]):
         h_prev = h0[b0:b1] if t == 0 else hs[t - 1, b0:b1]
         zero(ub)
-        product_(gemm, h_prev, Wr, ub)
+        product_(gemm, tiles, h_prev, Wr, ub)
         gru_forward_step(gates[t, b0:b1], ub, b_ih, b_hh, h_prev, hn[t, b0:b1], hs[t, b0:b1])
 
 
 @njit
 def gru_backward_scan(
-    gemm, dhs, hs, h_init, gates, hn, Wr, truncate, offset, dxa, dh_total, keep_dh, carry, ua, b0, b1
+    gemm, tiles, dhs, hs, h_init, gates, hn, Wr, truncate, offset, dxa, dh_total, keep_dh, carry, ua, b0, b1
 ):
     """GRU backward time loop (cells.gru_step_backward) over a window, t = T-1 .. 0.
 
@@ -1004,7 +1101,7 @@ def gru_backward_scan(
         if truncate > 0 and s > 0 and s % truncate == 0:
             zero(c)
         else:
-            product_(gemm, u, Wr, c)
+            product_(gemm, tiles, u, Wr, c)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -173,8 +173,10 @@ def test_backward_in_many_windows_equals_reference(monkeypatch, rng, cell, loop)
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_hand_written_product_equals_numpy_and_ignores_neighbour_rows(rng, dtype):
-    """kernels.matmul_acc (blocks of four rows, a row alone for the rest) against NumPy, and
-    each row's bits the same computed in a block or alone."""
+    """kernels.matmul_acc (blocks of four rows, a row alone for the rest; R flattened) against
+    NumPy, and each row's bits the same computed in a block or alone; product_ runs it on the
+    operand Recurrence.operand gives without BLAS and tiles (R in any layout, flattened)."""
+    from minirnn import functional
     from minirnn._jit import kernels
 
     k = kernels()
@@ -183,13 +185,18 @@ def test_hand_written_product_equals_numpy_and_ignores_neighbour_rows(rng, dtype
         M = rng.standard_normal((K, N)).astype(dtype)
         start = rng.standard_normal((B, N)).astype(dtype)
         out = start.copy()
-        k.matmul_acc(A, M, out)
+        k.matmul_acc(A, M.reshape(-1), out)
         tol = 1e-13 if dtype == np.float64 else 1e-5
         np.testing.assert_allclose(out, start + A @ M, rtol=tol, atol=tol * K)
         for b in range(B):
             alone = start[b : b + 1].copy()
-            k.matmul_acc(A[b : b + 1], M, alone)
+            k.matmul_acc(A[b : b + 1], M.reshape(-1), alone)
             np.testing.assert_array_equal(alone[0], out[b])
+        operand = functional.Recurrence().operand(np.asfortranarray(M))
+        assert operand.shape == (K * N,)
+        again = start.copy()
+        k.product_(None, False, A, operand, again)
+        np.testing.assert_array_equal(again, out)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -221,7 +228,7 @@ def test_tiled_product_equals_numpy_and_ignores_neighbour_rows(rng, dtype):
         P = k.pack_panels(R)
         assert P.shape == (K * N,) and P.dtype == dtype
         out = start.copy()
-        k.product_(None, A, P, out)
+        k.product_(None, True, A, P, out)
         tol = 1e-13 if dtype == np.float64 else 1e-5
         exact = start.astype(np.float64) + A.astype(np.float64) @ R.astype(np.float64)
         np.testing.assert_allclose(out, exact, rtol=tol, atol=tol * K, err_msg=str((B, K, N)))
@@ -248,7 +255,7 @@ def test_tiled_gemm_takes_any_strides_and_overwrites(rng, dtype):
         R = rng.standard_normal((K, N)).astype(dtype)
         exact = At.T.astype(np.float64) @ R.astype(np.float64)
         chunk = k.K_CHUNK32 if dtype == np.float32 else k.K_CHUNK64
-        packs = (None, np.empty(k.TILE_BLOCK_ROWS * chunk, dtype))
+        packs = (np.empty(0, dtype), np.empty(k.TILE_BLOCK_ROWS * chunk, dtype))  # empty: none
         for (P, ldp), work in itertools.product(((k.pack_panels(R), 0), (R, N)), packs):
             C = np.full((M + 1, N + 2), np.nan, dtype)  # the product in C[1:, 2:], row stride N + 2
             k.tiles_gemm(At, 0, 1, M, P, ldp, C, N + 4, N + 2, M, N, K, False, work)
@@ -258,11 +265,11 @@ def test_tiled_gemm_takes_any_strides_and_overwrites(rng, dtype):
             k.tiles_gemm(At, 0, 1, M, P, ldp, again, N + 4, N + 2, M, N, K, True, work)  # load: adds
             np.testing.assert_allclose(again[1:, 2:], 2 * exact, rtol=tol, atol=2 * tol * K)
             rows = C.copy()
-            kernel = k.tiles_rows if work is None else k.tiles_rows_packed
+            kernel = k.tiles_rows if work.size == 0 else k.tiles_rows_packed  # through the C entry
             for b0, b1 in ((0, M // 2), (M // 2, M)):
-                kernel(At, 0, 1, M, P, ldp, rows, N + 4, N + 2, N, K, False, b0, b1)
+                kernel(k.tiles_entry(dtype), At, 0, 1, M, P, ldp, rows, N + 4, N + 2, N, K, False, b0, b1)
             np.testing.assert_array_equal(rows, C)
-            if work is not None:  # A as it is stored (rows along k) packed too
+            if work.size > 0:  # A as it is stored (rows along k) packed too
                 direct = np.empty((M, N), dtype)
                 k.tiles_gemm(np.ascontiguousarray(At.T), 0, K, 1, P, ldp, direct, 0, N, M, N, K, False, work)
                 np.testing.assert_allclose(direct, exact, rtol=tol, atol=tol * K)
@@ -318,7 +325,7 @@ def test_blas_product_takes_its_operand_either_way_as_operand_gives_it(rng, dtyp
         assert M.flags.c_contiguous
         for operand in (M, np.ascontiguousarray(R.T)):  # both ways for every dtype
             out = start.copy()
-            kernels().product_(gemm, A, operand, out)
+            kernels().product_(gemm, False, A, operand, out)
             tol = 1e-13 if dtype == np.float64 else 1e-5
             np.testing.assert_allclose(out, start + A @ R, rtol=tol, atol=tol * K)
     assert functional.Recurrence(gemm=gemm).operand(np.asfortranarray(R)).flags.c_contiguous

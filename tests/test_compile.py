@@ -3,7 +3,11 @@
 numba compiles a separate copy of a jitted function for each distinct literal argument its
 callers pass (product_(..., True) and product_(..., False) were two copies; apply_range with
 literal columns four; tiles_acc's constant arguments to tiles_gemm a third copy of that, ~2 s),
-each taking ~0.2-2 s at a cold start and each cached and loaded apart.
+and one for each type of argument (the time loops took the hand-written product's operand 2-D
+and the tiles' 1-D: two copies of each, ~1 s a time loop), each taking ~0.2-2 s at a cold start
+and each cached and loaded apart. And numba links a callee's code into each caller, where LLVM
+optimises and compiles it again: the tiles (tiles_gemm) are called through their C entry
+(kernels.call_tiles), so that no other kernel holds their code.
 """
 
 import os
@@ -23,10 +27,11 @@ for cell, gates in (("rnn", 1), ("lstm", 4), ("gru", 3)):
     W_xh, W_hh = 0.3 * rng.standard_normal((gates * 4, 3)), 0.3 * rng.standard_normal((gates * 4, 4))
     hs, cache = getattr(F, cell + "_forward")(X, W_xh, W_hh)
     getattr(F, cell + "_backward")(np.ones_like(hs), cache, truncate=2, return_dh=True)
-# the whole-sequence products on the tiles (functional.whole_tiles, at any size here; the
-# steps' product as above), and the steps' tiled product, whose tiles_gemm is the same
+# the whole-sequence products on the tiles (functional.whole_tiles, at any size here) and the
+# steps' tiled product (8 rows of 64 units), whose tiles_gemm is the same, through the time
+# loops compiled above for the hand-written product
 F.avx512, F.WHOLE_TILES_MIN_MACS, F.WHOLE_TILES_BLOCK_ROWS = (lambda: True), 0, 1
-F.TILE_MIN_ROWS, F.TILE_SMALL_MIN_MACS = 10**9, 10**18
+assert F._time_loop(8, 64, 64, np.float64).tiled and not F._time_loop(2, 4, 4, np.float64).tiled
 X = rng.standard_normal((6, 8, 3))
 W_xh, W_hh = 0.3 * rng.standard_normal((64, 3)), 0.1 * rng.standard_normal((64, 64))
 hs, cache = F.rnn_forward(X, W_xh, W_hh)
@@ -37,7 +42,8 @@ for name in dir(module):
     fn = getattr(module, name)
     if isinstance(fn, numba.core.registry.CPUDispatcher):
         for sig in fn.signatures:
-            print(name, "|", sig)
+            tiles = "llvm.fmuladd.v" in fn.inspect_llvm(sig)  # a tile's vector multiply-adds
+            print(name, "|", sig, "|", tiles)
 """
 
 
@@ -48,14 +54,17 @@ def test_kernels_compile_one_copy_per_array_type(tmp_path):
         [sys.executable, "-c", COLD_FIRST_CALLS], env=env, capture_output=True, text=True, check=True
     ).stdout.splitlines()
     compiled = [line.split(" | ") for line in out]
-    names = [name for name, _ in compiled]
-    assert {"rnn_forward_scan", "lstm_backward_scan", "gru_forward_step", "product2_"} <= set(names)
-    literal = [f"{name} {sig}" for name, sig in compiled if "Literal" in sig]
+    names = [name for name, _, _ in compiled]
+    assert {"rnn_forward_scan", "lstm_backward_scan", "gru_forward_step", "matmul_acc"} <= set(names)
+    literal = [f"{name} {sig}" for name, sig, _ in compiled if "Literal" in sig]
     assert not literal, "compiled for literal arguments:\n" + "\n".join(literal)
-    # one dtype, one product type here; tiles_gemm twice: reading A in place, and packing it
-    assert names.count("tiles_gemm") == 2 and {"tiles_rows", "tiles_rows_packed", "tiles_acc"} <= set(names)
-    repeated = {name for name in names if names.count(name) > 1} - {"tiles_gemm"}
+    # one dtype: one time loop for the hand-written and tiled products, one tiles_gemm for
+    # reading A in place and packing it, the time loops and tiles_rows calling it
+    assert {"tiles_gemm", "tiles_rows", "tiles_rows_packed"} <= set(names)
+    repeated = {name for name in names if names.count(name) > 1}
     assert not repeated, f"compiled more than once: {sorted(repeated)}"
+    holding_tiles = {name for name, _, tiles in compiled if tiles == "True"}
+    assert holding_tiles == {"tiles_gemm"}, f"tiles compiled into {sorted(holding_tiles)}"
 
 
 FIRST_CALL = """
