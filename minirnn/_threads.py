@@ -8,7 +8,7 @@ part runs on one core while the other waits): forwards 5-40% faster, gated backw
 B = 32-128, float32 and float64 (AMD EPYC Zen 3, 2 cores). With BLAS's GEMMs the vanilla
 backward, with little elementwise work per step, stays one loop (2-11% slower in blocks as
 Python callbacks, level to 5% faster from C: see functional.rnn_backward); with the tiled
-product (kernels.tiles_acc, no BLAS inside the loop) every scan runs in blocks (of at least
+product (kernels.call_tiles, no BLAS inside the loop) every scan runs in blocks (of at least
 functional.TILE_MIN_ROWS rows).
 
 The blocks run on OpenBLAS's own thread pool (``gotoblas_pthread``), not on threads of ours:

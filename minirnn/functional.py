@@ -33,7 +33,7 @@ from .cells import (
 )
 
 # Which product a step's recurrence uses. From TILE_MIN_ROWS rows, the register-tiled product
-# (kernels.tiles_acc, R packed once per call), measured on AMD EPYC Zen 3 (AVX2) per step:
+# (kernels.call_tiles, R packed once per call), measured on AMD EPYC Zen 3 (AVX2) per step:
 # 1.3-2x faster than the hand-written matmul_acc from 4 rows, and 1.2-2x faster than OpenBLAS's
 # one-thread GEMM at B = 8-64 rows, K and N = 128-2048, which packs R anew on every call; whole
 # forward + BPTT 5-44% faster at B = 8-128 (in blocks of rows, below). At 2-3 rows (tiles of two
