@@ -143,8 +143,9 @@ def _time_loop(B: int, GH: int, H: int, dtype: np.dtype) -> Recurrence:
     wide = (B >= TILE_MIN_ROWS and per_row >= TILE_MIN_ROW_MACS) or (
         B >= 2 and per_row >= TILE_SMALL_MIN_MACS
     )
-    if wide and tiles_enabled():
-        return Recurrence(tiles=kernels().tiles_entry(dtype), block_rows=TILE_MIN_ROWS)
+    tiles = kernels().tiles_entry(dtype) if wide and tiles_enabled() else 0
+    if tiles:
+        return Recurrence(tiles=tiles, block_rows=TILE_MIN_ROWS)
     if not use_stepped(B, GH, H, itemsize):
         return Recurrence()
     gemm = _blas.gemm(dtype)
@@ -230,11 +231,12 @@ def whole_tiles(M: int, K: int, N: int, itemsize: int = 8) -> bool:
     faster in float64 with them, but 10% slower in float32 (the products' fixed costs against
     a float32 GEMM's few microseconds), level to 4% faster from 16M multiply-adds. With
     256-bit vectors OpenBLAS's kernels are as wide as the tiles: unmeasured, NumPy's GEMM
-    stays."""
+    stays. Never without the tiles' C entry (kernels.tiles_entry)."""
     large = M >= 2 * WHOLE_TILES_BLOCK_ROWS and M * K * N >= WHOLE_TILES_MIN_MACS * (
         4 if itemsize == 4 else 1
     )
-    return large and tiles_enabled() and avx512()
+    float_type = np.float32 if itemsize == 4 else np.float64
+    return large and tiles_enabled() and avx512() and kernels().tiles_entry(float_type) != 0
 
 
 WHOLE_TILES_MIN_MACS = 1 << 22  # float64; float32 four times as many

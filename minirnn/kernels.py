@@ -524,7 +524,8 @@ _TILES_ENTRIES: dict[str, int] = {}
 def tiles_entry(dtype: Any) -> int:
     """The address of tiles_gemm's C entry compiled for flat arrays of ``dtype`` (compiled, or
     loaded from numba's cache, on first use), for call_tiles; 1 where numba's JIT is off (the
-    Python call_tiles ignores it)."""
+    Python call_tiles ignores it); 0 where numba offers no such entry (the callers then take
+    another product: functional._time_loop, whole_tiles)."""
     key = np.dtype(dtype).char
     found = _TILES_ENTRIES.get(key)
     if found is None:
@@ -535,10 +536,12 @@ def tiles_entry(dtype: Any) -> int:
         i64 = types.int64
         sig = (flat, i64, i64, i64, flat, i64, flat, i64, i64, i64, i64, i64, types.boolean, flat)
         tiles_gemm.compile(sig)
-        cres = tiles_gemm.overloads[sig]
-        found = _TILES_ENTRIES[key] = cres.library.get_pointer_to_function(
-            cres.fndesc.llvm_cfunc_wrapper_name
-        )
+        try:  # numba's C entry of a compiled function, as _native.py finds it
+            cres = tiles_gemm.overloads[sig]
+            found = int(cres.library.get_pointer_to_function(cres.fndesc.llvm_cfunc_wrapper_name) or 0)
+        except Exception:
+            found = 0
+        _TILES_ENTRIES[key] = found
     return found
 
 

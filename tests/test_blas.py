@@ -351,3 +351,29 @@ def test_whole_sequence_tiles_without_numpys_blas_pointer(monkeypatch, rng, cell
     np.testing.assert_allclose(out["1"][0], out["0"][0], rtol=1e-12, atol=1e-14)
     for k, g in out["0"][1].items():
         np.testing.assert_allclose(out["1"][1][k], g, rtol=1e-12, atol=1e-13, err_msg=k)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_without_the_tiles_c_entry_the_other_products_run(monkeypatch, rng, cell):
+    """Where numba offers no C entry for the tiles (kernels.tiles_entry 0), the steps take the
+    hand-written or BLAS product and the whole-sequence products NumPy's, with the reference's
+    numbers: at shapes that take the tiles otherwise (tiled steps, whole-sequence tiles)."""
+    from minirnn import functional
+    from minirnn._jit import kernels
+
+    model = mr.RNN(5, 64, cell=cell, seed=2)
+    X = rng.standard_normal((9, 8, 5))
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
+    use_loop(monkeypatch, "whole")
+    assert functional._time_loop(8, G * 64, 64, np.float64).tiled and functional.whole_tiles(128, 64, 64)
+    out = {}
+    for jit in ("0", "1"):
+        monkeypatch.setenv("MINIRNN_JIT", jit)
+        monkeypatch.setattr(kernels(), "tiles_entry", lambda dtype: 0)
+        assert not functional._time_loop(8, G * 64, 64, np.float64).tiled
+        assert not functional.whole_tiles(128, 64, 64)
+        Y, cache = model.forward(X)
+        out[jit] = (Y, model.backward(np.sin(Y), cache))
+    np.testing.assert_allclose(out["1"][0], out["0"][0], rtol=1e-12, atol=1e-14)
+    for k, g in out["0"][1].items():
+        np.testing.assert_allclose(out["1"][1][k], g, rtol=1e-12, atol=1e-13, err_msg=k)
