@@ -248,22 +248,9 @@ def _tiled_product(A: np.ndarray, R: np.ndarray, out: np.ndarray, c: int = 0) ->
     (any dimensions, read as M rows of K), R packed (pack_panels), in blocks of rows."""
     K = A.shape[-1]
     M, N = A.size // K, R.size // K
+    tiles = kernels().tiles_entry(A.dtype)
     # 2-D, as tiles_acc passes them: one compiled tiles_rows
-    args = (
-        kernels().tiles_entry(A.dtype),
-        A.reshape(M, K),
-        0,
-        K,
-        1,
-        R,
-        0,
-        out.reshape(-1, N),
-        c,
-        N,
-        N,
-        K,
-        False,
-    )
+    args = (tiles, A.reshape(M, K), 0, K, 1, R, 0, out.reshape(-1, N), c, N, N, K, False)
     _threads.by_rows(M, kernels().tiles_rows, args, WHOLE_TILES_BLOCK_ROWS)
 
 

@@ -276,7 +276,7 @@ def matmul_acc(A, M, out):
     inner loop runs over contiguous memory with no reduction, so LLVM vectorises it. Every
     element is summed in the same order, (a0 m0 + a1 m1) + (a2 m2 + a3 m3) per four k, in a
     block or alone: a row's result does not depend on the rows beside it. R comes flat, as
-    tiles_acc's packed operand does, so that a time loop compiles once for both products
+    the tiles' packed operand does, so that a time loop compiles once for both products
     (product_); a reshape inside would make the cached code import numba's array module.
     """
     B, K = A.shape
