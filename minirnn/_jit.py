@@ -36,6 +36,24 @@ def jit_enabled() -> bool:
 _kernels: ModuleType | None = None
 
 
+@functools.cache
+def _numba() -> ModuleType:
+    """``import numba``, without the import of coverage.py numba makes where coverage.py is
+    installed (0.03 s of numba's ~0.19 s here) when nothing can use it: numba's coverage
+    support reports compiled lines only with NUMBA_JIT_COVERAGE=1 (off by default), and a
+    coverage run imports coverage.py before the code it measures. Otherwise numba's import is
+    left as it is; a later ``import coverage`` of the user's is unaffected."""
+    hide = "coverage" not in sys.modules and os.environ.get("NUMBA_JIT_COVERAGE", "0").strip() in ("", "0")
+    if hide:
+        sys.modules["coverage"] = None  # type: ignore[assignment]  # import coverage now raises ImportError
+    try:
+        import numba
+    finally:
+        if hide:
+            del sys.modules["coverage"]
+    return numba
+
+
 def _import_numba_arraymath_without_scipy() -> None:
     """Spare the first kernel compile numba's import of scipy.linalg (~0.15 s).
 
@@ -50,7 +68,7 @@ def _import_numba_arraymath_without_scipy() -> None:
     """
     if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
         return
-    import numba  # noqa: F401  (numba's own import, unchanged, may load scipy's top package)
+    _numba()  # numba's own import, which may load scipy's top package
 
     hidden = sys.modules.get("scipy")
     sys.modules["scipy"] = None  # type: ignore[assignment]  # import scipy.x now raises ImportError
@@ -107,6 +125,7 @@ def avx512() -> bool:
     """True when numba compiles the kernels for a CPU with AVX-512 (512-bit vectors): the host's,
     or the one NUMBA_CPU_NAME / NUMBA_CPU_FEATURES name (a portable cache, say). The hand-written
     product's speed, and so where the BLAS GEMM overtakes it, depends on it (functional.py)."""
+    _numba()
     from llvmlite import binding
     from numba.core import config
 
@@ -118,7 +137,7 @@ def avx512() -> bool:
 
 def njit(fn=None, **overrides):
     """numba.njit with the project's flags; usable bare (@njit) or with overrides."""
-    import numba
+    numba = _numba()
 
     flags = {**KERNEL_FLAGS, **overrides}
     if fn is None:
@@ -129,6 +148,7 @@ def njit(fn=None, **overrides):
 def extending() -> SimpleNamespace:
     """numba's extension API and llvmlite's IR builder, for kernels.py's typed helpers
     (overloads that pick a float32 or float64 body, an intrinsic that builds 2^k)."""
+    _numba()
     from llvmlite import ir
     from numba import types
     from numba.extending import intrinsic, overload
@@ -143,7 +163,8 @@ def internals() -> SimpleNamespace:
     dispatcher's argument fingerprints, its types, codegen helpers, the compiler lock and the
     two libraries' versions (in the key of the trampolines' disk cache)."""
     import llvmlite
-    import numba
+
+    numba = _numba()
     from llvmlite import ir
     from numba._dispatcher import compute_fingerprint
     from numba.core import cgutils, types

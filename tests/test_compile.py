@@ -10,9 +10,12 @@ optimises and compiles it again: the tiles (tiles_gemm) are called through their
 (kernels.call_tiles), so that no other kernel holds their code.
 """
 
+import importlib.util
 import os
 import subprocess
 import sys
+
+import pytest
 
 from tests.conftest import requires_jit
 
@@ -140,3 +143,38 @@ def test_tiles_take_the_vector_width_of_the_cpu_numba_compiles_for(tmp_path):
         [sys.executable, "-c", AVX2_TILES], env=env, capture_output=True, text=True, check=True
     ).stdout.split()
     assert out == ["False", "32", "ok"]
+
+
+NUMBA_WITHOUT_COVERAGE = """
+import sys
+from minirnn._jit import kernels
+
+kernels()  # numba's first import
+from numba.misc import coverage_support
+
+print("coverage" in sys.modules, coverage_support.coverage_available)
+import coverage  # the user's own import works as ever
+
+print(coverage.Coverage is not None)
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("coverage") is None, reason="coverage.py is not installed")
+def test_numba_is_imported_without_coverage_unless_numba_reports_to_it():
+    """_jit._numba: numba's import of coverage.py (0.03 s of every start where it is installed)
+    is left out when numba's coverage support is off (NUMBA_JIT_COVERAGE unset: its default);
+    with NUMBA_JIT_COVERAGE=1 numba imports it as it would."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COV_CORE", "COVERAGE"))}
+    env.pop("NUMBA_JIT_COVERAGE", None)
+
+    def run(extra: dict) -> list[str]:
+        return subprocess.run(
+            [sys.executable, "-c", NUMBA_WITHOUT_COVERAGE],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+
+    assert run({}) == ["False", "False", "True"]
+    assert run({"NUMBA_JIT_COVERAGE": "1"}) == ["True", "True", "True"]
