@@ -404,19 +404,6 @@ def pack_panels(R, P=None, K=None, k0=0):
 
 
 @njit(inline="always")
-def panel_(vectors, C, c, ldc, A, a, sa, ka, P, p, ldp, kc, M, load):
-    """Rows 0..M of one panel (``vectors`` vectors wide) over kc k: in tiles of TILE_ROWS rows,
-    then of two, then the last odd row alone (tile_'s arguments, each tile's rows further on)."""
-    M4, M2 = M - M % TILE_ROWS, M - M % 2
-    for m in range(0, M4, TILE_ROWS):
-        tile_(TILE_ROWS, vectors, C, c + m * ldc, ldc, A, a + m * sa, sa, ka, P, p, ldp, kc, load)
-    for m in range(M4, M2, 2):
-        tile_(2, vectors, C, c + m * ldc, ldc, A, a + m * sa, sa, ka, P, p, ldp, kc, load)
-    for m in range(M2, M):
-        tile_(1, vectors, C, c + m * ldc, ldc, A, a + m * sa, sa, ka, P, p, ldp, kc, load)
-
-
-@njit(inline="always")
 def pack_rows_(A, a, sa, ka, kc, M, work):
     """A's M rows over kc k (A[m, k] = A[a + m sa + k ka]) into work, for tiles that read it
     in order: rows in groups of TILE_ROWS, a group's k after k and each k's TILE_ROWS values
@@ -450,22 +437,24 @@ def pack_rows_(A, a, sa, ka, kc, M, work):
 
 @njit(inline="always")
 def block_(vectors, C, c, ldc, A, a, sa, ka, P, p, ldp, kc, M, load, work, packed):
-    """One panel over rows 0..M (panel_), reading A where it is, or (``packed``) from work as
-    pack_rows_ left it: the groups of TILE_ROWS rows in tiles of as many, then the rest (two
-    rows, one, or both). Each kind of tile appears once here (LLVM's time goes mostly to the
-    tiles: ~0.1-0.3 s each)."""
-    if not packed:
-        panel_(vectors, C, c, ldc, A, a, sa, ka, P, p, ldp, kc, M, load)
+    """Rows 0..M of one panel (``vectors`` vectors wide) over kc k, reading A where it is, or
+    (``packed``) from work as pack_rows_ left it: in tiles of TILE_ROWS rows, then the rest (a
+    tile of two rows, one of one, or both; tile_'s arguments, each tile's rows further on).
+    Where A comes from is chosen as it runs (A and work are both flat arrays in tiles_gemm), so
+    that each kind of tile is inlined once: LLVM's time goes mostly to the tiles (compiled
+    apart for the two sources, tiles_gemm took 1.6 s at a cold start)."""
+    M4 = M - M % TILE_ROWS
+    rest = M - M4
+    if packed:  # a group of rows at m kc, its rows side by side; the rest at M4 kc, k rest apart
+        src, a0, step, s, k_, r0, rs, rk = work, 0, kc, 1, TILE_ROWS, M4 * kc, 1, rest
     else:
-        M4 = M - M % TILE_ROWS
-        for m in range(0, M4, TILE_ROWS):
-            tile_(TILE_ROWS, vectors, C, c + m * ldc, ldc, work, m * kc, 1, TILE_ROWS, P, p, ldp, kc, load)
-        rest = M - M4
-        if rest >= 2:
-            tile_(2, vectors, C, c + M4 * ldc, ldc, work, M4 * kc, 1, rest, P, p, ldp, kc, load)
-        if rest % 2 == 1:
-            last = M - 1
-            tile_(1, vectors, C, c + last * ldc, ldc, work, M4 * kc + rest - 1, 1, rest, P, p, ldp, kc, load)
+        src, a0, step, s, k_, r0, rs, rk = A, a, sa, sa, ka, a + M4 * sa, sa, ka
+    for m in range(0, M4, TILE_ROWS):
+        tile_(TILE_ROWS, vectors, C, c + m * ldc, ldc, src, a0 + m * step, s, k_, P, p, ldp, kc, load)
+    if rest >= 2:
+        tile_(2, vectors, C, c + M4 * ldc, ldc, src, r0, rs, rk, P, p, ldp, kc, load)
+    if rest % 2 == 1:
+        tile_(1, vectors, C, c + (M - 1) * ldc, ldc, src, r0 + (rest - 1) * rs, rs, rk, P, p, ldp, kc, load)
 
 
 @njit
@@ -551,8 +540,8 @@ def call_tiles(tiles, A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, work):
     as flat views of their memory (A, P and C C-contiguous, any dimensions). Compiled, it is
     one indirect call (an intrinsic, _tile_overloads), with none of tiles_gemm's code in the
     caller; here, a Python call."""
-    empty = np.empty(0, dtype=C.dtype) if work is None else work
-    tiles_gemm(A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, empty)
+    work = np.empty(0, dtype=C.dtype) if work is None else work
+    tiles_gemm(A.reshape(-1), a, sa, ka, P.reshape(-1), ldp, C.reshape(-1), c, ldc, M, N, K, load, work)
 
 
 @njit

@@ -228,7 +228,7 @@ def test_tiled_product_equals_numpy_and_ignores_neighbour_rows(rng, dtype):
         P = k.pack_panels(R)
         assert P.shape == (K * N,) and P.dtype == dtype
         out = start.copy()
-        k.product_(None, True, A, P, out)
+        k.product_(None, k.tiles_entry(dtype), A, P, out)
         tol = 1e-13 if dtype == np.float64 else 1e-5
         exact = start.astype(np.float64) + A.astype(np.float64) @ R.astype(np.float64)
         np.testing.assert_allclose(out, exact, rtol=tol, atol=tol * K, err_msg=str((B, K, N)))
@@ -258,11 +258,12 @@ def test_tiled_gemm_takes_any_strides_and_overwrites(rng, dtype):
         packs = (np.empty(0, dtype), np.empty(k.TILE_BLOCK_ROWS * chunk, dtype))  # empty: none
         for (P, ldp), work in itertools.product(((k.pack_panels(R), 0), (R, N)), packs):
             C = np.full((M + 1, N + 2), np.nan, dtype)  # the product in C[1:, 2:], row stride N + 2
-            k.tiles_gemm(At, 0, 1, M, P, ldp, C, N + 4, N + 2, M, N, K, False, work)
+            A, Pf = At.reshape(-1), P.reshape(-1)  # tiles_gemm takes its arrays flat
+            k.tiles_gemm(A, 0, 1, M, Pf, ldp, C.reshape(-1), N + 4, N + 2, M, N, K, False, work)
             assert np.isnan(C[0]).all() and np.isnan(C[:, :2]).all()
             np.testing.assert_allclose(C[1:, 2:], exact, rtol=tol, atol=tol * K, err_msg=str((M, K, N, ldp)))
             again = C.copy()
-            k.tiles_gemm(At, 0, 1, M, P, ldp, again, N + 4, N + 2, M, N, K, True, work)  # load: adds
+            k.tiles_gemm(A, 0, 1, M, Pf, ldp, again.reshape(-1), N + 4, N + 2, M, N, K, True, work)  # adds
             np.testing.assert_allclose(again[1:, 2:], 2 * exact, rtol=tol, atol=2 * tol * K)
             rows = C.copy()
             kernel = k.tiles_rows if work.size == 0 else k.tiles_rows_packed  # through the C entry
@@ -271,7 +272,8 @@ def test_tiled_gemm_takes_any_strides_and_overwrites(rng, dtype):
             np.testing.assert_array_equal(rows, C)
             if work.size > 0:  # A as it is stored (rows along k) packed too
                 direct = np.empty((M, N), dtype)
-                k.tiles_gemm(np.ascontiguousarray(At.T), 0, K, 1, P, ldp, direct, 0, N, M, N, K, False, work)
+                rows_along_k = np.ascontiguousarray(At.T).reshape(-1)
+                k.tiles_gemm(rows_along_k, 0, K, 1, Pf, ldp, direct.reshape(-1), 0, N, M, N, K, False, work)
                 np.testing.assert_allclose(direct, exact, rtol=tol, atol=tol * K)
 
 
