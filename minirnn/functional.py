@@ -400,20 +400,6 @@ def _new_grads(
     return grads
 
 
-def _ones(n: int, dtype: np.dtype) -> np.ndarray:
-    """n ones of ``dtype``, read-only, from one vector kept per dtype (grown as needed)."""
-    key = np.dtype(dtype).char
-    have = _ONES.get(key)
-    if have is None or have.size < n:
-        have = np.ones(max(n, 1024), dtype=dtype)
-        have.flags.writeable = False
-        _ONES[key] = have
-    return have[:n]
-
-
-_ONES: dict[str, np.ndarray] = {}
-
-
 def _accumulate(
     grads: dict[str, np.ndarray],
     t0: int,
@@ -441,9 +427,8 @@ def _accumulate(
     a window's rows of X and h_{t-1} packed for them; A = da read across its rows, packed block
     by block: kernels.pack_rows_); with NumPy's BLAS pointer the rest is one compiled call,
     kernels.window_grads, accumulating in place with no temporaries: the h_{t-1} of a window
-    after the first are the contiguous hs[t0 - 1 : t1 - 1], one GEMM; both bias sums come from
-    one product with a vector of ones (1.2-3x faster than ``sum(axis=0)``); without it (None),
-    NumPy's products.
+    after the first are the contiguous hs[t0 - 1 : t1 - 1], one GEMM; both bias sums share one
+    compiled pass over da (kernels.column_sums_); without it (None), NumPy's products.
     """
     n, B, I = t1 - t0, X.shape[1], X.shape[2]
     H = hs.shape[2]
@@ -476,7 +461,6 @@ def _accumulate(
             h0,
             hs,
             W_xh,
-            _ones(rows, da.dtype),
             np.empty(GH, dtype=da.dtype),
             empty.reshape(0, 0) if tiled_x else grads["W_xh"],
             empty.reshape(0, 0) if tiled_h else grads["W_hh"],

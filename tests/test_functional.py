@@ -212,17 +212,3 @@ def test_forward_and_full_bptt_peak_under_1_3x_what_they_keep(monkeypatch, cell,
         tracemalloc.stop()
     keep = T * B * (H * (1 + SAVED[cell]) + I) + model.num_params + STATES[cell] * B * H
     assert peak <= 1.3 * 8 * keep, peak / (8 * keep)
-
-
-def test_bias_sums_take_shared_read_only_ones():
-    """functional._ones (the bias gradients' GEMV operand): n ones of the dtype asked for,
-    read-only (shared by every call), grown when a longer vector is asked for."""
-    from minirnn import functional
-
-    a = functional._ones(5, np.float32)
-    assert a.shape == (5,) and a.dtype == np.float32 and np.all(a == 1) and not a.flags.writeable
-    b = functional._ones(5000, np.float32)
-    assert b.shape == (5000,) and np.all(b == 1)
-    assert np.shares_memory(functional._ones(7, np.float32), b)
-    assert functional._ones(3, np.float64).dtype == np.float64
-    assert functional._ones(0, np.float64).shape == (0,)
