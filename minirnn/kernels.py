@@ -510,6 +510,13 @@ def tiles_gemm(A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, work):
 _TILES_ENTRIES: dict[str, int] = {}
 
 
+def _tiles_signature(types: Any, float_type: Any) -> tuple:
+    """tiles_gemm's argument types as its C entry is compiled and called (tiles_entry, call_tiles):
+    flat C-contiguous arrays of ``float_type``, 64-bit integers, ``load`` a boolean."""
+    flat, i64 = types.Array(float_type, 1, "C"), types.int64
+    return (flat, i64, i64, i64, flat, i64, flat, i64, i64, i64, i64, i64, types.boolean, flat)
+
+
 def tiles_entry(dtype: Any) -> int:
     """The address of tiles_gemm's C entry compiled for flat arrays of ``dtype`` (compiled, or
     loaded from numba's cache, on first use), for call_tiles; 1 where numba's JIT is off (the
@@ -521,9 +528,7 @@ def tiles_entry(dtype: Any) -> int:
         if not hasattr(tiles_gemm, "overloads"):  # NUMBA_DISABLE_JIT=1: plain Python
             return 1
         types = extending().types
-        flat = types.Array(types.float32 if key == "f" else types.float64, 1, "C")
-        i64 = types.int64
-        sig = (flat, i64, i64, i64, flat, i64, flat, i64, i64, i64, i64, i64, types.boolean, flat)
+        sig = _tiles_signature(types, types.float32 if key == "f" else types.float64)
         tiles_gemm.compile(sig)
         try:  # numba's C entry of a compiled function, as _native.py finds it
             cres = tiles_gemm.overloads[sig]
@@ -604,12 +609,13 @@ def product2_(gemm, A, M, out):
 
 
 def _tile_overloads() -> None:
-    """The compiled tiles (LLVM IR with explicit VECTOR_BYTES-wide vectors: LLVM's vectorisers did not
-    keep a tile's accumulators in registers from numba loops, 5 GFLOP/s) and product_'s
-    dispatch. A tile is straight-line IR around one loop over k: load the outputs, then per k
-    one vector load of the panel per column vector and one broadcast of A per row, each pair
-    met by ``llvm.fmuladd`` (a fused multiply-add where the CPU has one, as OpenBLAS computes;
-    a multiply and an add elsewhere), then store the outputs."""
+    """The compiled tiles (LLVM IR with explicit VECTOR_BYTES-wide vectors: LLVM's vectorisers
+    did not keep a tile's accumulators in registers from numba loops, 5 GFLOP/s), call_tiles'
+    indirect call of tiles_gemm's C entry, and product_'s dispatch. A tile is straight-line IR
+    around one loop over k: load the outputs, then per k one vector load of the panel per column
+    vector and one broadcast of A per row, each pair met by ``llvm.fmuladd`` (a fused
+    multiply-add where the CPU has one, as OpenBLAS computes; a multiply and an add elsewhere),
+    then store the outputs."""
     ext = extending()
     ir, types, intrinsic, overload = ext.ir, ext.types, ext.intrinsic, ext.overload
     i64 = ir.IntType(64)
@@ -726,9 +732,8 @@ def _tile_overloads() -> None:
             return None
         if C.dtype not in (types.float32, types.float64):
             return None
-        flat = types.Array(C.dtype, 1, "C")
-        i64 = types.int64
-        callee = (flat, i64, i64, i64, flat, i64, flat, i64, i64, i64, i64, i64, types.boolean, flat)
+        callee = _tiles_signature(types, C.dtype)
+        flat = callee[0]
 
         def codegen(context, builder, signature, args):
             itemsize = context.get_constant(types.intp, 4 if C.dtype == types.float32 else 8)
