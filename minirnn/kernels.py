@@ -1228,10 +1228,11 @@ def window_grads(gemm, t0, da, gates, X, h0, hs, W_xh, total, dW_xh, dW_hh, dX, 
             total[j] = 0
         for i in range(n):
             for b in range(B):
+                row, r = da[i, b, GH - H :], gates[i, b, :H]  # rows: with 3-D indices in the
+                for j in range(H):  # loop it stayed scalar, ~3 ns an element (11 ms of the
+                    row[j] *= r[j]  # float64 GRU at (200, 64, 128, 256))
                 for j in range(H):
-                    v = da[i, b, GH - H + j] * gates[i, b, j]
-                    da[i, b, GH - H + j] = v
-                    total[j] += v
+                    total[j] += row[j]
         for j in range(H if db_hh.size > 0 else 0):
             db_hh[GH - H + j] += total[j]
     dw = address(dW_hh, 0)
