@@ -469,26 +469,24 @@ def cold_all_paths(cell: str) -> float:
     """Seconds for COLD_ALL_PATHS in a new process with a fresh numba cache: the compile time of
     all of a cell's kernels (less the three small runs themselves)."""
     with tempfile.TemporaryDirectory() as cache:
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        env.update(CELL=cell, NUMBA_CACHE_DIR=cache)
-        out = subprocess.run(
-            [sys.executable, "-c", COLD_ALL_PATHS], env=env, capture_output=True, text=True, check=True
-        ).stdout
+        out = new_process(COLD_ALL_PATHS, {**os.environ, "CELL": cell, "NUMBA_CACHE_DIR": cache})
     return float(out.split()[-1])
 
 
-def new_processes(script: str, env: dict) -> tuple[str, list[str]]:
-    """Run ``script`` in 1 + WARM_STARTS new Python processes, one after another with the same
-    numba cache: the first output (cold cache), and the others' (warm). Python writes its
-    bytecode as it does on a user's machine (PYTHONDONTWRITEBYTECODE, set in some development
-    environments, would compile every module of ours anew in each process)."""
+def new_process(script: str, env: dict) -> str:
+    """The output of ``script`` run in a new Python process. Python writes its bytecode as it
+    does on a user's machine (PYTHONDONTWRITEBYTECODE, set in some development environments,
+    would compile every module of ours anew in each process)."""
     env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    outs = [
-        subprocess.run(
-            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
-        ).stdout
-        for _ in range(1 + WARM_STARTS)
-    ]
+    return subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def new_processes(script: str, env: dict) -> tuple[str, list[str]]:
+    """Run ``script`` in 1 + WARM_STARTS new Python processes (new_process), one after another
+    with the same numba cache: the first output (cold cache), and the others' (warm)."""
+    outs = [new_process(script, env) for _ in range(1 + WARM_STARTS)]
     return outs[0], outs[1:]
 
 

@@ -33,8 +33,6 @@ import bench_rnn
 from minirnn import functional
 from minirnn._jit import kernels
 
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
-
 
 def timed(name: str, spent: dict[str, float], fn: Callable[..., Any]) -> Callable[..., Any]:
     """fn, adding the seconds of each call to spent[name]."""
@@ -51,13 +49,13 @@ def timed(name: str, spent: dict[str, float], fn: Callable[..., Any]) -> Callabl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("cell", choices=sorted(GATES))
+    parser.add_argument("cell", choices=sorted(bench_rnn.GATES))
     parser.add_argument("dtype", choices=["float32", "float64"])
     parser.add_argument("shape", nargs=4, type=int, metavar=("T", "B", "I", "H"))
     parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args()
     cell, dtype, (T, B, I, H) = args.cell, np.dtype(args.dtype), args.shape
-    G = GATES[cell]
+    G = bench_rnn.GATES[cell]
     rng = np.random.default_rng(0)
     X = rng.standard_normal((T, B, I)).astype(dtype)
     W_xh = (rng.standard_normal((G * H, I)) / np.sqrt(I)).astype(dtype)

@@ -581,7 +581,15 @@ def product_(gemm, tiles, A, M, out):
     numba types the call (see _tile_overloads)."""
     if M.ndim == 2:
         product2_(gemm, A, M, out)
-    elif tiles:
+    else:
+        product1_(tiles, A, M, out)
+
+
+@njit(inline="always")
+def product1_(tiles, A, M, out):
+    """product_ with M 1-D: the tiles (at address ``tiles``) on R packed, or with tiles 0 the
+    hand-written product on R flattened."""
+    if tiles != 0:
         B, K = A.shape
         N = out.shape[1]
         call_tiles(tiles, A, 0, K, 1, M, 0, out, 0, N, B, N, K, True, None)
@@ -777,15 +785,7 @@ def _tile_overloads() -> None:
         if M.ndim == 2:
             return lambda gemm, tiles, A, M, out: product2_(gemm, A, M, out)
 
-        def flat(gemm, tiles, A, M, out):
-            if tiles != 0:
-                B, K = A.shape
-                N = out.shape[1]
-                call_tiles(tiles, A, 0, K, 1, M, 0, out, 0, N, B, N, K, True, None)
-            else:
-                matmul_acc(A, M, out)
-
-        return flat
+        return lambda gemm, tiles, A, M, out: product1_(tiles, A, M, out)
 
 
 _tile_overloads()
