@@ -45,7 +45,7 @@ for name in dir(module):
     fn = getattr(module, name)
     if isinstance(fn, numba.core.registry.CPUDispatcher):
         for sig in fn.signatures:
-            tiles = "llvm.fmuladd.v" in fn.inspect_llvm(sig)  # a tile's vector multiply-adds
+            tiles = "tile.k" in fn.inspect_llvm(sig)  # a tile's loop (its basic block's name)
             print(name, "|", sig, "|", tiles)
 """
 

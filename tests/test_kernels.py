@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 import minirnn as mr
 from minirnn import _blas, functional
+from tests.conftest import requires_jit
 from tests.time_loops import LOOPS, use_loop
 
 ACTS = ["tanh", "relu", "sigmoid", "linear"]
@@ -185,6 +186,27 @@ def test_vectorisable_expm1_matches_numpy():
     exact32 = np.expm1(y32.astype(np.float64))
     nz = exact32 > 0
     assert out32.dtype == np.float32 and (np.abs(out32 - exact32)[nz] / exact32[nz]).max() < 2.5e-7
+
+
+@requires_jit
+def test_fmadd_is_one_fused_rounding_where_the_cpu_fuses():
+    """kernels.fmadd compiles to one fused multiply-add on a CPU with FMA (the polynomials of
+    tanh and sigmoid rely on it for speed): (1 + 2^-30)(1 - 2^-30) - 1 is -2^-60 fused, and 0
+    when the product is rounded first."""
+    import llvmlite.binding as llvm
+    from numba import njit
+
+    from minirnn.kernels import fmadd
+
+    @njit
+    def fused(a, b, c):
+        return fmadd(a, b, c)
+
+    a, b = 1.0 + 2.0**-30, 1.0 - 2.0**-30
+    has_fma = llvm.get_host_cpu_features().get("fma", False)
+    assert fused(a, b, -1.0) == (-(2.0**-60) if has_fma else 0.0)
+    assert fmadd(a, b, -1.0) == 0.0  # the Python body (NUMBA_DISABLE_JIT) rounds twice
+    assert fused(np.float32(3), np.float32(2), np.float32(1)) == 7 and fused(2.0, 3.0, 1.0) == 7.0
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
