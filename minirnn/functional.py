@@ -230,8 +230,10 @@ def whole_tiles(M: int, K: int, N: int, itemsize: int = 8) -> bool:
     N = 128-2048, packing included); a whole forward + BPTT at (100, 32, 32, 128) was 6-18%
     faster in float64 with them, but 10% slower in float32 (the products' fixed costs against
     a float32 GEMM's few microseconds), level to 4% faster from 16M multiply-adds. With
-    256-bit vectors OpenBLAS's kernels are as wide as the tiles: unmeasured, NumPy's GEMM
-    stays. Never without the tiles' C entry (kernels.tiles_entry)."""
+    256-bit vectors OpenBLAS's kernels are as wide as the tiles, and NumPy's GEMM stays: the
+    tiles compiled for AVX2 (NUMBA_CPU_NAME=haswell, same Zen 5 host) made a forward + BPTT
+    at (200, 64, 128, 256) 1-8% slower than OpenBLAS's Haswell kernels (all three cells, float32
+    and float64, interleaved A/B). Never without the tiles' C entry (kernels.tiles_entry)."""
     large = M >= 2 * WHOLE_TILES_BLOCK_ROWS and M * K * N >= WHOLE_TILES_MIN_MACS * (
         4 if itemsize == 4 else 1
     )
