@@ -27,14 +27,13 @@ import numpy as np
 
 from . import _validate as v
 from . import analysis, bptt
-from .functional import HELD, window_steps
+from .functional import HELD, window_elements
 from .model import GATES, RNN, count_params
 
 HORIZON = 1e-3  # the gradient horizon: where the trace falls under this fraction of its start
 TRUNCATION_RANGE = (5, 500)
 OVERHEAD_BYTES = 64 * 1024  # Python objects around the arrays (dicts, caches, reports)
-WORK = {"rnn": 1, "lstm": 4, "gru": 6}  # backward pre-activation gradients, same units
-LOSS_UNITS = {"mse": 3, "cross_entropy": 5}  # loss temporaries incl. dL/dY, in units of (T, B, P)
+LOSS_UNITS = {"mse": 2, "cross_entropy": 4}  # loss temporaries incl. dL/dY, in units of (T, B, P), measured
 
 
 def activation_bytes(
@@ -44,9 +43,11 @@ def activation_bytes(
 
     forward keeps per layer: vanilla h (1 x TBH); LSTM gates, h, c, tanh(c) (7); GRU h, gates, u_n
     (5); the gates are written over the input projection. The loss holds the output Y and its
-    temporaries. The backward for layer l holds the incoming dL/dh (1), the pre-activation
-    gradients of one window of steps (vanilla 1, LSTM 4, GRU 6 per step) and dX (the layer's
-    input width).
+    temporaries (LOSS_UNITS, measured: mse's difference and its square, then the gradient;
+    cross-entropy's log-softmax, one-hot targets and gradient; a mask adds one). The backward
+    for layer l holds the incoming dL/dh (1), what its windows hold (the longest window's
+    pre-activation gradients and packed rows, the weights' copies: functional.window_elements)
+    and dX (the layer's input width).
     """
     tb = T * B
     out = P if P is not None else H
@@ -56,8 +57,8 @@ def activation_bytes(
     phases.append(kept + y + LOSS_UNITS[loss] * tb * out)
     for layer in range(layers - 1, -1, -1):
         width = I if layer == 0 else H
-        # the backward walks windows (functional._windows)
-        work = WORK[cell] * window_steps(T, B, width, H, GATES[cell], HELD[cell]) * B * H
+        # the backward walks windows (functional._window_plan)
+        work = window_elements(cell, T, B, width, H, np.float32 if itemsize == 4 else np.float64)
         incoming = tb * H if (P is not None or layer < layers - 1) else 0
         phases.append(kept + y + tb * out + incoming + work + tb * width)
     return max(phases) * itemsize

@@ -122,6 +122,15 @@ class Recurrence:
             return R
         return np.ascontiguousarray(R.T)
 
+    def operand_copies(self, K: int, N: int, dtype: np.dtype) -> int:
+        """The elements operand(R) allocates for a C-contiguous R (K, N) of ``dtype``: R's size
+        where it packs or transposes R, 0 where it takes R itself."""
+        if self.tiled:
+            return K * N
+        if self.gemm is None or (dtype == np.float32 and K != N):
+            return 0
+        return K * N
+
     def scan(self, scan: Any, B: int, *args: Any) -> None:
         """scan(gemm, tiles, *args, b0, b1), a compiled time loop, over all B rows: in blocks of
         rows on OpenBLAS's threads where block_rows allows (_threads.py), else in one."""
@@ -348,6 +357,7 @@ def _windows(
 # The arrays a cell's BPTT holds anyway besides dX and the weight gradients, in (T, B, H) units:
 # h, and what its forward saved (LSTM: four gates, c, tanh c; GRU: three gates, u_n).
 HELD = {"rnn": 1, "lstm": 7, "gru": 5}
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}  # pre-activation blocks of H a cell has
 
 
 @dataclass(frozen=True)
@@ -358,6 +368,39 @@ class WindowProducts:
     W_xh: np.ndarray | None = None  # W_xh packed for dX on the tiles (whole_tiles), or None
     X_rows: np.ndarray | None = None  # room for a window's rows of X packed (tiled dW_xh)
     H_rows: np.ndarray | None = None  # and of h_{t-1} (tiled dW_hh)
+
+
+def _plan(
+    cell: str, T: int, B: int, I: int, H: int, itemsize: int, copied: int
+) -> tuple[list[tuple[int, int]], bool, bool, int]:
+    """_window_plan's choices without its arrays: the windows, whether the longest window's dW_xh
+    / dX and dW_hh run on the tiles (whole_tiles), and the elements the weights' copies take in
+    all (``copied``, the scans' operand, then W_xh packed and the tiles' work for da)."""
+    G = GATES[cell]
+    GH = G * H
+    windows = _windows(T, B, I, H, G, HELD[cell], copied)
+    n = windows[0][1] - windows[0][0]
+    tiled_x, tiled_h = whole_tiles(n * B, GH, I, itemsize), whole_tiles(GH, n * B, H, itemsize)
+    if tiled_x or tiled_h:  # W_xh packed, and the tiles' work for da packed (kernels.tiles_rows_packed)
+        k = kernels()
+        chunk = k.K_CHUNK32 if itemsize == 4 else k.K_CHUNK64
+        work = _threads.blocks(GH, WHOLE_TILES_BLOCK_ROWS) * min(k.TILE_BLOCK_ROWS, GH) * chunk
+        copied += (GH * I if tiled_x else 0) + work
+        windows = _windows(T, B, I, H, G, HELD[cell], copied, I * tiled_x + H * tiled_h)
+    return windows, tiled_x, tiled_h, copied
+
+
+def window_elements(cell: str, T: int, B: int, I: int, H: int, dtype: Any) -> int:
+    """The elements a backward of ``cell`` over (T, B, I) inputs and H units holds for its
+    windows beside what it keeps and returns: the longest window's pre-activation gradients and
+    the tiles' packed rows of X and h_{t-1} where they run, and the weights' copies (the scans'
+    W_hh operand, W_xh packed, the tiles' work). What calculator.activation_bytes counts."""
+    itemsize = np.dtype(dtype).itemsize
+    GH = GATES[cell] * H
+    copied = _time_loop(B, GH, H, np.dtype(dtype)).operand_copies(GH, H, np.dtype(dtype))
+    windows, tiled_x, tiled_h, copied = _plan(cell, T, B, I, H, itemsize, copied)
+    n = windows[0][1] - windows[0][0]
+    return n * B * (GH + I * tiled_x + H * tiled_h) + copied
 
 
 def _window_plan(
@@ -371,17 +414,9 @@ def _window_plan(
     take: a copy of W_hh unless it is W_hh itself or a view of it."""
     T, B, I = X.shape
     GH, H = W_hh.shape
-    G, copied = GH // H, 0 if np.may_share_memory(Wr, W_hh) else Wr.size
-    windows = _windows(T, B, I, H, G, HELD[cell], copied)
+    copied = 0 if np.may_share_memory(Wr, W_hh) else Wr.size
+    windows, tiled_x, tiled_h, _ = _plan(cell, T, B, I, H, X.itemsize, copied)
     n = windows[0][1] - windows[0][0]
-    tiled_x, tiled_h = whole_tiles(n * B, GH, I, X.itemsize), whole_tiles(GH, n * B, H, X.itemsize)
-    if tiled_x or tiled_h:  # W_xh packed, and the tiles' work for da packed (kernels.tiles_rows_packed)
-        k = kernels()
-        chunk = k.K_CHUNK32 if X.dtype.itemsize == 4 else k.K_CHUNK64
-        work = _threads.blocks(GH, WHOLE_TILES_BLOCK_ROWS) * min(k.TILE_BLOCK_ROWS, GH) * chunk
-        copied += (GH * I if tiled_x else 0) + work
-        windows = _windows(T, B, I, H, G, HELD[cell], copied, I * tiled_x + H * tiled_h)
-        n = windows[0][1] - windows[0][0]
     dtype = X.dtype
     products = WindowProducts(
         _blas.gemm(dtype),

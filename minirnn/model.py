@@ -16,6 +16,7 @@ import numpy as np
 
 from . import _validate as v
 from .functional import (
+    GATES,
     GRUCache,
     LSTMCache,
     RNNCache,
@@ -30,7 +31,6 @@ from .init import INITS, gated_weights, pytorch_uniform, recurrent_weights, xavi
 
 CELLS = ("rnn", "lstm", "gru")
 BACKWARD = {"rnn": rnn_backward, "lstm": lstm_backward, "gru": gru_backward}
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 CONVENTIONS = ("keras", "pytorch")
 
 

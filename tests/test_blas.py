@@ -102,6 +102,26 @@ def test_window_grads_equal_numpy(fresh, rng, dtype, case):
         np.testing.assert_allclose(value, f64[name], rtol=tol, atol=tol, err_msg=name)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_operand_copies_counts_what_operand_allocates(rng, dtype):
+    """Recurrence.operand_copies (what calculator.activation_bytes counts, through
+    functional.window_elements) against what operand(R) allocates, for every kind of recurrence."""
+    from minirnn import functional
+    from minirnn._jit import kernels
+
+    kinds = [functional.Recurrence(), functional.Recurrence(python_loop=True)]
+    if _blas.gemm(dtype) is not None:
+        kinds.append(functional.Recurrence(gemm=_blas.gemm(dtype)))
+    if kernels().tiles_entry(dtype):
+        kinds.append(functional.Recurrence(tiles=kernels().tiles_entry(dtype)))
+    for rec in kinds:
+        for K, N in ((12, 3), (4, 6), (6, 6)):
+            R = rng.standard_normal((K, N)).astype(dtype)
+            op = R if rec.python_loop else rec.operand(R)
+            allocated = 0 if np.may_share_memory(op, R) else op.size
+            assert rec.operand_copies(K, N, np.dtype(dtype)) == allocated, (rec, K, N)
+
+
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_all_time_loops_agree_at_a_blas_sized_shape(monkeypatch, rng, cell):
     model = mr.RNN(8, 48, cell=cell, seed=0)

@@ -57,25 +57,32 @@ def test_flops_formula():
 
 @requires_jit
 @pytest.mark.parametrize(
-    ("cell", "L", "T", "B", "I", "H", "P", "k", "loss"),
+    ("cell", "L", "T", "B", "I", "H", "P", "k", "loss", "dtype"),
     [
-        ("rnn", 1, 200, 32, 3, 64, 1, 20, "mse"),
-        ("rnn", 2, 100, 32, 16, 64, 8, 10, "cross_entropy"),
-        ("lstm", 1, 100, 32, 16, 64, 4, 20, "mse"),
-        ("gru", 2, 120, 32, 10, 64, 10, 25, "mse"),
+        ("rnn", 1, 200, 32, 3, 64, 1, 20, "mse", np.float64),
+        ("rnn", 2, 100, 32, 16, 64, 8, 10, "cross_entropy", np.float64),
+        ("lstm", 1, 100, 32, 16, 64, 4, 20, "mse", np.float64),
+        ("gru", 2, 120, 32, 10, 64, 10, 25, "mse", np.float64),
+        # no read-out (the loss on h itself: its temporaries as wide as h), whole-sequence tiles
+        # and their packed rows, float32; the estimate was 1.34x here with mse counted 3 wide
+        ("rnn", 1, 200, 64, 128, 256, None, 20, "mse", np.float32),
+        ("gru", 1, 50, 128, 512, 512, None, 10, "mse", np.float32),
+        ("lstm", 2, 100, 64, 128, 256, 256, 20, "cross_entropy", np.float32),
     ],
 )
-def test_memory_estimate_within_10_percent_of_measured_peak(cell, L, T, B, I, H, P, k, loss):
-    r = mr.calc(I, H, P, T, B, k, cell=cell, num_layers=L, loss=loss, benchmark=False)
-    model = mr.RNN(I, H, P, num_layers=L, cell=cell)
+def test_memory_estimate_within_7_percent_of_measured_peak(cell, L, T, B, I, H, P, k, loss, dtype):
+    r = mr.calc(I, H, P, T, B, k, cell=cell, num_layers=L, loss=loss, dtype=dtype, benchmark=False)
+    model = mr.RNN(I, H, P, num_layers=L, cell=cell, dtype=dtype)
     full = C.measure(model, T, B, None, loss)["peak_bytes"]
     trunc = C.measure(model, T, B, k, loss)["peak_bytes"]
-    assert abs(C.estimated_peak(r, False) / full - 1) < 0.10, (C.estimated_peak(r, False), full)
-    assert abs(C.estimated_peak(r, True) / trunc - 1) < 0.10, (C.estimated_peak(r, True), trunc)
-    if bptt.group_steps(k, B) >= T:  # the grouped driver holds the whole sequence, and says so
+    assert abs(C.estimated_peak(r, False) / full - 1) < 0.075, (C.estimated_peak(r, False), full)
+    assert abs(C.estimated_peak(r, True) / trunc - 1) < 0.075, (C.estimated_peak(r, True), trunc)
+    group = bptt.group_steps(k, B)
+    if group >= T:  # the grouped driver holds the whole sequence, and says so
         assert trunc < 1.1 * full and any("group_rows" in n for n in r["notes"])
-    else:
-        assert trunc < full
+    else:  # one group at a time: as much as full BPTT over one group's steps (two had been 1.3-1.5x)
+        one_group = C.measure(model, group, B, None, loss)["peak_bytes"]
+        assert trunc < full and trunc < 1.1 * one_group, (trunc, one_group)
 
 
 @requires_jit
