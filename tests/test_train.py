@@ -180,3 +180,21 @@ def test_masked_losses_and_tbptt(rng):
     lf, gf = mr.bptt.full_gradients(model, X, target, mask=mask)
     lt, gt = mr.bptt.tbptt_gradients(model, X, target, 5, mask=mask)
     assert lt == pytest.approx(lf) and all(np.allclose(gt[k], gf[k], rtol=1e-12) for k in gf)
+
+
+@pytest.mark.parametrize("bptt", ["full", 10])
+def test_training_holds_one_steps_activations_at_a_time(bptt):
+    """Over several steps, training peaks at what one step's forward + loss + backward takes
+    (calculator.measure), not two: a step's cache freed before the next step's forward (kept
+    until the names were rebound, an LSTM's training peaked at 1.6x)."""
+    from minirnn import calculator as C
+
+    task = tasks.make("sine")
+    model = mr.RNN(task.input_size, 64, task.output_size, cell="lstm")
+    opt = optim.Adam(model.params, lr=1e-3)
+    train(model, task, opt, 1, batch_size=32, seq_len=100, bptt=bptt, progress=False)  # warm
+    peak = C.peak_bytes(
+        lambda: train(model, task, opt, 3, batch_size=32, seq_len=100, bptt=bptt, progress=False)
+    )
+    one = C.measure(model, 100, 32, None if bptt == "full" else bptt, task.loss)["peak_bytes"]
+    assert peak < 1.15 * one, (peak, one)
