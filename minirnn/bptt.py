@@ -248,18 +248,21 @@ class TBPTT:
             _, dY = self.loss_fn(out, Yg, mg)  # validates targets and mask; the group's mean loss
             scored = None if mg is None else mg.astype(bool)
             dY *= float(out.shape[0] * B if scored is None else scored.sum())  # the sum of the losses
+            # the per-position losses (for the blocks' reports) now, so that the output can go
+            # before the backward, as in full_gradients
+            pos = losses.per_position(self.loss_name, out, Yg)
+            n_out = len(out)
+            del out
             g = self.model.backward(dY, cache, truncate=k, check_finite=False)
             for name in self.model.params:
                 self._add(name, g[name])
             self._state = cache.state  # a copy (model._stack): it keeps no activations alive
-            # what the reports below do not need goes first, so that the per-position losses'
-            # temporaries meet no more than the loss met; and the rest before the next group
-            # (held until its forward rebinds the names, they doubled the peak: 1.3-1.5x)
+            # gone before the next group (held until its forward rebound the names, they made
+            # the peak 1.3-1.5x of one group's)
             del cache, dY, g
             # the blocks' reports: their mean losses, from the per-position losses
-            starts = np.arange(0, len(out), k)
-            steps = np.minimum(k, len(out) - starts).astype(np.float64)
-            pos = losses.per_position(self.loss_name, out, Yg)
+            starts = np.arange(0, n_out, k)
+            steps = np.minimum(k, n_out - starts).astype(np.float64)
             if scored is None:
                 sums, weights = np.add.reduceat(pos.sum(axis=1), starts), steps * B
             else:
@@ -272,7 +275,7 @@ class TBPTT:
             ]
             self._acc_steps += float(weights.sum())
             self._acc_loss += float(sums.sum())
-            del out, pos
+            del pos
         return reports
 
     def _block(self, Xb: np.ndarray, Yb: np.ndarray, mb: np.ndarray | None) -> dict[str, float]:
@@ -393,6 +396,7 @@ def full_gradients(
     """(mean loss, full-BPTT gradient) over one sequence, from a zero state."""
     out, cache = model.forward(X)
     value, dY = losses.get(loss)(out, Y, mask)
+    del out  # the read-out's output: backward needs only dY and the cache (17% of the peak at P = H)
     return value, _param_grads(model, model.backward(dY, cache))
 
 

@@ -37,7 +37,15 @@ LOSS_UNITS = {"mse": 2, "cross_entropy": 4}  # loss temporaries incl. dL/dY, in 
 
 
 def activation_bytes(
-    cell: str, layers: int, T: int, B: int, I: int, H: int, P: int | None, itemsize: int, loss: str = "mse"
+    cell: str,
+    layers: int,
+    T: int,
+    B: int,
+    I: int,
+    H: int,
+    P: int | None,
+    itemsize: int,
+    loss: str = "mse",
 ) -> int:
     """Peak bytes of one forward + loss + backward over T steps, as this engine allocates them.
 
@@ -47,7 +55,8 @@ def activation_bytes(
     cross-entropy's log-softmax, one-hot targets and gradient; a mask adds one). The backward
     for layer l holds the incoming dL/dh (1), what its windows hold (the longest window's
     pre-activation gradients and packed rows, the weights' copies: functional.window_elements)
-    and dX (the layer's input width).
+    and dX (the layer's input width); not the read-out's output Y (bptt.full_gradients and the
+    truncated driver let it go before the backward).
     """
     tb = T * B
     out = P if P is not None else H
@@ -60,7 +69,7 @@ def activation_bytes(
         # the backward walks windows (functional._window_plan)
         work = window_elements(cell, T, B, width, H, np.float32 if itemsize == 4 else np.float64)
         incoming = tb * H if (P is not None or layer < layers - 1) else 0
-        phases.append(kept + y + tb * out + incoming + work + tb * width)
+        phases.append(kept + tb * out + incoming + work + tb * width)
     return max(phases) * itemsize
 
 
@@ -266,7 +275,10 @@ def calc(
     params_bytes = model.num_params * s
     act_full = activation_bytes(c, L, T, B, I, H, P, s, loss)
     # truncated BPTT (k1 = k2) runs whole blocks in groups (bptt.TBPTT's group_rows)
-    act_trunc = activation_bytes(c, L, min(bptt.group_steps(k, B), T), B, I, H, P, s, loss) if k else act_full
+    act_trunc = act_full  # k >= T is full BPTT (as measure runs it)
+    if k is not None and k < T:
+        group = min(bptt.group_steps(k, B), T)
+        act_trunc = activation_bytes(c, L, group, B, I, H, P, s, loss)
     # grads: the returned gradient dict; truncated BPTT also holds the running sum
     grads = params_bytes * (1 if not k or k >= T else 2)
     optimizer = 2 * params_bytes  # Adam's two moments
