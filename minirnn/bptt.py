@@ -309,16 +309,19 @@ class TBPTT:
             state = cache.state
         value, dY_block = self.loss_fn(outs[-1][-n_b:], Yb, mb)
         weight = float(np.sum(mb)) if mb is not None else float(n_b * Xb.shape[1])
+        # the outputs' shapes are all the backward needs of them: they go before it
+        shapes, dtype = [o.shape for o in outs], outs[-1].dtype
+        del outs, Y_seg
 
         # backward through the window, passing the state gradient from segment to segment
         grads: dict[str, np.ndarray] = {}
         dstate = None
         for i in range(len(caches) - 1, -1, -1):
             last = i == len(caches) - 1
-            if last and len(outs[i]) == n_b:
+            if last and shapes[i][0] == n_b:
                 dY = dY_block  # the common case: the window is the block
             else:
-                dY = np.zeros_like(outs[i])
+                dY = np.zeros(shapes[i], dtype=dtype)
                 if last:
                     dY[-n_b:] = dY_block
             g = model.backward(dY, caches[i], dstate=dstate, check_finite=False)
