@@ -340,6 +340,7 @@ def test_whole_blocks_refuse_a_mask_that_is_not_0_1(rng):
         bptt.tbptt_gradients(model, X, Y, 4, mask=mask)
 
 
+@requires_jit
 @pytest.mark.parametrize("cell", ["rnn", "lstm"])
 def test_block_by_block_tbptt_holds_about_one_blocks_full_bptt(cell):
     """TBPTT block by block (group_rows=0) peaks near full BPTT over one block: the block's

@@ -182,6 +182,7 @@ def test_masked_losses_and_tbptt(rng):
     assert lt == pytest.approx(lf) and all(np.allclose(gt[k], gf[k], rtol=1e-12) for k in gf)
 
 
+@requires_jit
 @pytest.mark.parametrize("bptt", ["full", 10])
 def test_training_holds_one_steps_activations_at_a_time(bptt):
     """Over several steps, training peaks at what one step's forward + loss + backward takes
