@@ -238,45 +238,47 @@ class TBPTT:
         of whole blocks, the kernels cutting the carry themselves, and no Python per block.
         Groups of up to group_rows (time x batch) rows bound the memory.
         """
-        k, (T, B) = self.k1, X.shape[:2]
-        group = group_steps(k, B, self.group_rows)
+        k, T = self.k1, X.shape[0]
+        group = group_steps(k, X.shape[1], self.group_rows)
         reports = []
         for g0 in range(0, T, group):
-            Yg = Y[g0 : g0 + group]
             mg = None if mask is None else mask[g0 : g0 + group]
-            out, cache = self.model.forward(X[g0 : g0 + group], self._state, check_finite=False)
-            _, dY = self.loss_fn(out, Yg, mg)  # validates targets and mask; the group's mean loss
-            scored = None if mg is None else mg.astype(bool)
-            dY *= float(out.shape[0] * B if scored is None else scored.sum())  # the sum of the losses
-            # the per-position losses (for the blocks' reports) now, so that the output can go
-            # before the backward, as in full_gradients
-            pos = losses.per_position(self.loss_name, out, Yg)
-            n_out = len(out)
-            del out
-            g = self.model.backward(dY, cache, truncate=k, check_finite=False)
-            for name in self.model.params:
-                self._add(name, g[name])
-            self._state = cache.state  # a copy (model._stack): it keeps no activations alive
-            # gone before the next group (held until its forward rebound the names, they made
-            # the peak 1.3-1.5x of one group's)
-            del cache, dY, g
-            # the blocks' reports: their mean losses, from the per-position losses
-            starts = np.arange(0, n_out, k)
-            steps = np.minimum(k, n_out - starts).astype(np.float64)
-            if scored is None:
-                sums, weights = np.add.reduceat(pos.sum(axis=1), starts), steps * B
-            else:
-                sums = np.add.reduceat(np.where(scored, pos, 0.0).sum(axis=1), starts)
-                weights = np.add.reduceat(scored.sum(axis=1), starts).astype(np.float64)
-            values = np.divide(sums, weights, out=np.zeros_like(sums), where=weights > 0)
-            reports += [
-                {"steps": n, "weight": w, "loss": value}
-                for n, w, value in zip(steps.tolist(), weights.tolist(), values.tolist(), strict=True)
-            ]
-            self._acc_steps += float(weights.sum())
-            self._acc_loss += float(sums.sum())
-            del pos
+            reports += self._group(X[g0 : g0 + group], Y[g0 : g0 + group], mg)
         return reports
+
+    def _group(self, Xg: np.ndarray, Yg: np.ndarray, mg: np.ndarray | None) -> list[dict[str, float]]:
+        """One group of _feed_detached: its gradient added, its blocks' reports returned. A
+        method of its own, so that the group's arrays go when it returns, before the next
+        group's forward (held until the next forward rebound the names, they had made the peak
+        1.3-1.5x of one group's)."""
+        k, B = self.k1, Xg.shape[1]
+        out, cache = self.model.forward(Xg, self._state, check_finite=False)
+        _, dY = self.loss_fn(out, Yg, mg)  # validates targets and mask; the group's mean loss
+        scored = None if mg is None else mg.astype(bool)
+        dY *= float(len(Yg) * B if scored is None else scored.sum())  # the sum of the losses
+        # the per-position losses (for the blocks' reports) now, so that the output can go
+        # before the backward, as in full_gradients
+        pos = losses.per_position(self.loss_name, out, Yg)
+        del out
+        g = self.model.backward(dY, cache, truncate=k, check_finite=False)
+        for name in self.model.params:
+            self._add(name, g[name])
+        self._state = cache.state  # a copy (model._stack): it keeps no activations alive
+        # the blocks' reports: their mean losses, from the per-position losses
+        starts = np.arange(0, len(Yg), k)
+        steps = np.minimum(k, len(Yg) - starts).astype(np.float64)
+        if scored is None:
+            sums, weights = np.add.reduceat(pos.sum(axis=1), starts), steps * B
+        else:
+            sums = np.add.reduceat(np.where(scored, pos, 0.0).sum(axis=1), starts)
+            weights = np.add.reduceat(scored.sum(axis=1), starts).astype(np.float64)
+        values = np.divide(sums, weights, out=np.zeros_like(sums), where=weights > 0)
+        self._acc_steps += float(weights.sum())
+        self._acc_loss += float(sums.sum())
+        return [
+            {"steps": n, "weight": w, "loss": value}
+            for n, w, value in zip(steps.tolist(), weights.tolist(), values.tolist(), strict=True)
+        ]
 
     def _block(self, Xb: np.ndarray, Yb: np.ndarray, mb: np.ndarray | None) -> dict[str, float]:
         model = self.model
@@ -397,9 +399,26 @@ def full_gradients(
     model: RNN, X: np.ndarray, Y: np.ndarray, loss: str = "mse", mask: np.ndarray | None = None
 ) -> tuple[float, dict[str, np.ndarray]]:
     """(mean loss, full-BPTT gradient) over one sequence, from a zero state."""
+    return forward_backward(model, X, Y, losses.get(loss), mask)
+
+
+def forward_backward(
+    model: RNN,
+    X: np.ndarray,
+    Y: np.ndarray,
+    loss_fn: losses.Loss,
+    mask: np.ndarray | None = None,
+    check: Callable[[float], None] | None = None,
+) -> tuple[float, dict[str, np.ndarray]]:
+    """(loss, the parameters' gradients) of one forward, loss and full backward, ``check`` (if
+    given) called on the loss before the backward. The output goes before the backward (it
+    needs only dY and the cache: 17% of the peak at P = H), and the activations, dY and the
+    other gradients (dX, dh0) when it returns (train's steps, full_gradients)."""
     out, cache = model.forward(X)
-    value, dY = losses.get(loss)(out, Y, mask)
-    del out  # the read-out's output: backward needs only dY and the cache (17% of the peak at P = H)
+    value, dY = loss_fn(out, Y, mask)
+    del out
+    if check is not None:
+        check(value)
     return value, _param_grads(model, model.backward(dY, cache))
 
 

@@ -395,10 +395,10 @@ def window_elements(cell: str, T: int, B: int, I: int, H: int, dtype: Any) -> in
     windows beside what it keeps and returns: the longest window's pre-activation gradients and
     the tiles' packed rows of X and h_{t-1} where they run, and the weights' copies (the scans'
     W_hh operand, W_xh packed, the tiles' work). What calculator.activation_bytes counts."""
-    itemsize = np.dtype(dtype).itemsize
+    dtype = np.dtype(dtype)
     GH = GATES[cell] * H
-    copied = _time_loop(B, GH, H, np.dtype(dtype)).operand_copies(GH, H, np.dtype(dtype))
-    windows, tiled_x, tiled_h, copied = _plan(cell, T, B, I, H, itemsize, copied)
+    copied = _time_loop(B, GH, H, dtype).operand_copies(GH, H, dtype)
+    windows, tiled_x, tiled_h, copied = _plan(cell, T, B, I, H, dtype.itemsize, copied)
     n = windows[0][1] - windows[0][0]
     return n * B * (GH + I * tiled_x + H * tiled_h) + copied
 

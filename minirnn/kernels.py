@@ -179,6 +179,16 @@ def unit(a):
 _OVERLOAD_FLAGS: Any = {k: v for k, v in KERNEL_FLAGS.items() if k != "cache"}  # no cache option
 
 
+def _fmuladd(ir: Any, builder: Any, ty: Any) -> Any:
+    """LLVM's ``llvm.fmuladd`` for values of type ``ty`` (a float or a vector of floats),
+    declared once in the module being built: a fused multiply-add where the CPU has one."""
+    kind = f"v{ty.count}{ty.element.intrinsic_name}" if isinstance(ty, ir.VectorType) else ty.intrinsic_name
+    name = f"llvm.fmuladd.{kind}"
+    return builder.module.globals.get(name) or ir.Function(
+        builder.module, ir.FunctionType(ty, [ty] * 3), name
+    )
+
+
 def _typed_overloads() -> None:
     """The compiled versions of transcend_, unit, fmadd, pow2i and pow2i32 (their Python bodies
     above are what NUMBA_DISABLE_JIT=1 runs)."""
@@ -223,12 +233,8 @@ def _typed_overloads() -> None:
         float_type = max(a, b, c, key=lambda t: t.bitwidth)  # float32 only when all three are
 
         def codegen(context, builder, signature, args):
-            ty = context.get_value_type(float_type)
-            name = f"llvm.fmuladd.f{float_type.bitwidth}"
-            fn = builder.module.globals.get(name) or ir.Function(
-                builder.module, ir.FunctionType(ty, [ty] * 3), name
-            )
-            return builder.call(fn, list(args))
+            fmuladd = _fmuladd(ir, builder, context.get_value_type(float_type))
+            return builder.call(fmuladd, list(args))
 
         return float_type(float_type, float_type, float_type), codegen
 
@@ -668,10 +674,7 @@ def _tile_overloads() -> None:
                 L = VECTOR_BYTES // itemsize
                 vty = ir.VectorType(fty, L)
                 align = itemsize
-                name = f"llvm.fmuladd.v{L}f{8 * itemsize}"
-                fmuladd = builder.module.globals.get(name) or ir.Function(
-                    builder.module, ir.FunctionType(vty, [vty, vty, vty]), name
-                )
+                fmuladd = _fmuladd(ir, builder, vty)
 
                 def base(i):
                     return context.make_array(signature.args[i])(context, builder, args[i]).data

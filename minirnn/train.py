@@ -22,7 +22,7 @@ from . import _validate as v
 from . import clip as clipping
 from . import losses, optim
 from ._json import plain
-from .bptt import TBPTT
+from .bptt import TBPTT, forward_backward
 from .io import atomic_write, read_npz
 from .model import RNN
 from .tasks import Task
@@ -199,14 +199,10 @@ def train(
             updater.begin(step)
             lr = optimizer.lr
             if window is None:
-                Yp, cache = model.forward(X)
-                value, dY = loss_fn(Yp, Y, batch.mask)
-                del Yp  # the cache holds what backward needs; dY is all it needs of the loss
-                updater.check_loss(value)
-                updater(model.backward(dY, cache))
-                # gone before the next step's forward (kept until it rebound the names, the
-                # activations of two steps were alive at once: an LSTM's peak 1.6x of one step's)
-                del cache, dY
+                # one call: the step's activations go with it, before the next step's forward
+                # (kept in this loop until it rebound the names, an LSTM's peak was 1.6x a step's)
+                value, grads = forward_backward(model, X, Y, loss_fn, batch.mask, updater.check_loss)
+                updater(grads)
             else:
                 reports = TBPTT(model, window[0], window[1], task.loss, update=updater).feed(X, Y, batch.mask)
                 w = np.array([r["weight"] for r in reports])
