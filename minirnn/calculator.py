@@ -279,8 +279,11 @@ def calc(
     if k is not None and k < T:
         group = min(bptt.group_steps(k, B), T)
         act_trunc = activation_bytes(c, L, group, B, I, H, P, s, loss)
-    # grads: the returned gradient dict; truncated BPTT also holds the running sum
-    grads = params_bytes * (1 if not k or k >= T else 2)
+        if T > group:  # later groups run beside the running sum the first group's gradient began
+            later = activation_bytes(c, L, min(group, T - group), B, I, H, P, s, loss) + params_bytes
+            act_trunc = max(act_trunc, later)
+    # grads: the returned gradient dict (truncated BPTT's running sum counted with the activations)
+    grads = params_bytes
     optimizer = 2 * params_bytes  # Adam's two moments
     fl = flops(c, L, B, I, H, P)
     per_seq = T * (fl["forward_per_step"] + fl["backward_per_step"])
