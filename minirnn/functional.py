@@ -40,12 +40,14 @@ from .cells import (
 # rows) it wins from TILE_SMALL_MIN_MACS multiply-adds per row (1.1-2x faster at K x N = 64 x 256
 # and up), and is mixed below (0.8-1.7x at 32 x 32 to 64 x 64); one row keeps matmul_acc (a
 # tile's three accumulators wait on each other: 1.1-1.9x slower). Steps of fewer than
-# TILE_MIN_ROW_MACS multiply-adds a row keep it too: at G*H x H = 256-1024 (H = 16-32) a whole
-# forward + BPTT was level to 14% slower with tiles (each tile's outputs loaded and stored for
-# only 16-32 k), at 6,912 and up 7-18% faster. Where numba compiles for AVX-512 its vectors
-# are 512-bit (kernels.VECTOR_BYTES): on AMD EPYC Zen 5, forward + BPTT 15-31% faster than with
-# NumPy's GEMM (Haswell kernels there, OPENBLAS_CORETYPE) at B = 32-128, H = 128-512, float32
-# and float64. ``MINIRNN_TILES=0`` turns them off.
+# TILE_MIN_ROW_MACS multiply-adds a row run on the tiles in one loop, not in blocks of rows on
+# threads (at 4-11 rows and G*H x H = 256-1024, H = 16-32, a whole forward + BPTT takes
+# 0.9-1.15x the time matmul_acc's four-row blocks took: each tile's outputs loaded and stored
+# for only 16-32 k; those blocks cost 1.3 s of a cell's compile, see matmul_acc); from 6,912
+# multiply-adds a row the tiles were 7-18% faster than those blocks. Where numba compiles for
+# AVX-512 its vectors are 512-bit (kernels.VECTOR_BYTES): on AMD EPYC Zen 5, forward + BPTT
+# 15-31% faster than with NumPy's GEMM (Haswell kernels there, OPENBLAS_CORETYPE) at B = 32-128,
+# H = 128-512, float32 and float64. ``MINIRNN_TILES=0`` turns them off.
 TILE_MIN_ROWS = 4
 TILE_MIN_ROW_MACS = 4_096
 TILE_SMALL_MIN_MACS = 16_384
@@ -142,8 +144,9 @@ class Recurrence:
 
 def _time_loop(B: int, GH: int, H: int, dtype: np.dtype) -> Recurrence:
     """The recurrence of B rows, GH gate pre-activations and H units: the tiled product from
-    TILE_MIN_ROWS rows (from 2 for wide steps, not for narrow ones; in blocks of rows where there
-    are enough); else small steps run the compiled scans with the hand-written product, large
+    TILE_MIN_ROWS rows (from 2 for wide steps; in blocks of rows where there are enough, in one
+    loop for narrow steps); else small steps run the compiled scans with the hand-written
+    product (one to three rows, or any where the tiles are off), large
     steps the compiled scans calling NumPy's BLAS through a pointer (_blas.py, in blocks of
     _threads.MIN_ROWS rows), or, where that pointer is unavailable, loops.py's Python loop
     around np.matmul. All give the same numbers to rounding (tests/test_kernels.py)."""
@@ -156,7 +159,8 @@ def _time_loop(B: int, GH: int, H: int, dtype: np.dtype) -> Recurrence:
     if tiles:
         return Recurrence(tiles=tiles, block_rows=TILE_MIN_ROWS)
     if not use_stepped(B, GH, H, itemsize):
-        return Recurrence()
+        narrow = kernels().tiles_entry(dtype) if B >= TILE_MIN_ROWS and tiles_enabled() else 0
+        return Recurrence(tiles=narrow)
     gemm = _blas.gemm(dtype)
     if gemm is not None:
         return Recurrence(gemm=gemm, block_rows=_threads.MIN_ROWS)

@@ -14,7 +14,8 @@ The time loops (``*_scan``) are compiled whole and share the step functions (``*
   that keeps a tile of outputs in registers, compiled once per float type and called through
   its C entry (``tiles``, an address: ``call_tiles``);
 * the hand-written ``matmul_acc`` for one row and narrow steps of two or three, where any call
-  out would cost more than the product (``tiles`` 0; the same compiled time loop);
+  out would cost more than the product (``tiles`` 0; the same compiled time loop), and where
+  the tiles are switched off;
 * NumPy's own threaded BLAS for large steps where the tiles are switched off
   (MINIRNN_TILES=0), called through a C pointer (``gemm``, from _blas.py) without leaving
   compiled code.
@@ -302,46 +303,22 @@ def backprop_activation(g, h, code, out):
 @njit
 def matmul_acc(A, M, out):
     """out (B, N) += A (B, K) @ R as axpy loops, M = R (K, N) C-contiguous and flattened (K * N,):
-    rows of R scaled into rows of out.
+    rows of R scaled into rows of out, a row at a time, four rows of R per pass over it. The
+    inner loop runs over contiguous memory with no reduction, so LLVM vectorises it. R comes
+    flat, as the tiles' packed operand does, so that a time loop compiles once for both
+    products (product_); a reshape inside would make the cached code import numba's array
+    module.
 
-    Blocks of four rows of A against four rows of R per pass over the output rows: each load
-    of R serves four rows of out, each load and store of out four products (against one and
-    one for a row at a time: 1.2-1.5x faster in float32, 1.7-2x in float64 at 4-64 rows). The
-    inner loop runs over contiguous memory with no reduction, so LLVM vectorises it. Every
-    element is summed in the same order, (a0 m0 + a1 m1) + (a2 m2 + a3 m3) per four k, in a
-    block or alone: a row's result does not depend on the rows beside it. R comes flat, as
-    the tiles' packed operand does, so that a time loop compiles once for both products
-    (product_); a reshape inside would make the cached code import numba's array module.
+    For one to three rows (the tiles take four and more, see functional._time_loop). It had a
+    path for blocks of four rows of A (each load of R serving four rows of out): the narrow
+    steps of 4-11 rows it ran take 0.9-1.15x its time on the tiles (forward + BPTT, H = 16-32),
+    and its vectorised loops, re-optimised in every time loop that inlines them, were 1.3 s of
+    a cell's 9.6 s compile at a cold start (AMD EPYC Zen 3).
     """
     B, K = A.shape
     N = out.shape[1]
     K4 = K - K % 4
-    B4 = B - B % 4
-    for b in range(0, B4, 4):
-        o0, o1, o2, o3 = out[b], out[b + 1], out[b + 2], out[b + 3]
-        a0, a1, a2, a3 = A[b], A[b + 1], A[b + 2], A[b + 3]
-        for k in range(0, K4, 4):
-            m0, m1, m2, m3 = k * N, (k + 1) * N, (k + 2) * N, (k + 3) * N
-            x0, x1, x2, x3 = a0[k], a0[k + 1], a0[k + 2], a0[k + 3]
-            y0, y1, y2, y3 = a1[k], a1[k + 1], a1[k + 2], a1[k + 3]
-            z0, z1, z2, z3 = a2[k], a2[k + 1], a2[k + 2], a2[k + 3]
-            w0, w1, w2, w3 = a3[k], a3[k + 1], a3[k + 2], a3[k + 3]
-            for n in range(N):
-                v0, v1, v2, v3 = M[m0 + n], M[m1 + n], M[m2 + n], M[m3 + n]
-                o0[n] += (x0 * v0 + x1 * v1) + (x2 * v2 + x3 * v3)
-                o1[n] += (y0 * v0 + y1 * v1) + (y2 * v2 + y3 * v3)
-                o2[n] += (z0 * v0 + z1 * v1) + (z2 * v2 + z3 * v3)
-                o3[n] += (w0 * v0 + w1 * v1) + (w2 * v2 + w3 * v3)
-        for k in range(K4, K):
-            mk = k * N
-            x0, y0, z0, w0 = a0[k], a1[k], a2[k], a3[k]
-            for n in range(N):
-                v = M[mk + n]
-                o0[n] += x0 * v
-                o1[n] += y0 * v
-                o2[n] += z0 * v
-                o3[n] += w0 * v
-    for b in range(B4, B):
+    for b in range(B):
         row = out[b]
         a = A[b]
         for k in range(0, K4, 4):

@@ -192,8 +192,8 @@ def test_backward_in_many_windows_equals_reference(monkeypatch, rng, cell, loop)
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_hand_written_product_equals_numpy_and_ignores_neighbour_rows(rng, dtype):
-    """kernels.matmul_acc (blocks of four rows, a row alone for the rest; R flattened) against
-    NumPy, and each row's bits the same computed in a block or alone; product_ runs it on the
+    """kernels.matmul_acc (a row at a time, R flattened) against NumPy, and each row's bits
+    the same computed beside other rows or alone; product_ runs it on the
     operand Recurrence.operand gives without BLAS and tiles (R in any layout, flattened)."""
     from minirnn import functional
     from minirnn._jit import kernels

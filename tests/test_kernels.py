@@ -106,7 +106,10 @@ def test_tiles_from_four_rows_in_blocks_for_large_steps(monkeypatch):
     monkeypatch.setenv("MINIRNN_TILES", "1")
     f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
     assert functional._time_loop(4, 4 * 32, 32, f64).tiled  # from 4 rows at 4,096 a row
-    assert not functional._time_loop(64, 4 * 16, 16, f64).tiled  # narrower: hand-written
+    assert not functional._time_loop(64, 4 * 16, 16, f64).tiled  # narrower, many rows: BLAS
+    narrow = functional._time_loop(8, 4 * 16, 16, f64)  # narrower, few rows: tiles in one loop
+    assert narrow.tiled and narrow.block_rows == 0
+    assert not functional._time_loop(3, 4 * 16, 16, f64).tiled  # under four rows: hand-written
     assert functional._time_loop(2, 512, 128, f64).tiled  # from 2 for wide steps
     assert not functional._time_loop(3, 128, 64, f64).tiled  # 8,192 multiply-adds a row
     assert not functional._time_loop(1, 512, 128, f64).tiled  # one row: hand-written
