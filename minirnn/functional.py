@@ -155,12 +155,14 @@ def _time_loop(B: int, GH: int, H: int, dtype: np.dtype) -> Recurrence:
     wide = (B >= TILE_MIN_ROWS and per_row >= TILE_MIN_ROW_MACS) or (
         B >= 2 and per_row >= TILE_SMALL_MIN_MACS
     )
-    tiles = kernels().tiles_entry(dtype) if wide and tiles_enabled() else 0
+    stepped = use_stepped(B, GH, H, itemsize)
+    narrow = not wide and not stepped and B >= TILE_MIN_ROWS  # on the tiles, in one loop
+    # tiles_entry compiles tiles_gemm on first use: only asked for where the tiles would run
+    tiles = kernels().tiles_entry(dtype) if (wide or narrow) and tiles_enabled() else 0
     if tiles:
-        return Recurrence(tiles=tiles, block_rows=TILE_MIN_ROWS)
-    if not use_stepped(B, GH, H, itemsize):
-        narrow = kernels().tiles_entry(dtype) if B >= TILE_MIN_ROWS and tiles_enabled() else 0
-        return Recurrence(tiles=narrow)
+        return Recurrence(tiles=tiles, block_rows=0 if narrow else TILE_MIN_ROWS)
+    if not stepped:
+        return Recurrence()
     gemm = _blas.gemm(dtype)
     if gemm is not None:
         return Recurrence(gemm=gemm, block_rows=_threads.MIN_ROWS)

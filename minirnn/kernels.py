@@ -309,7 +309,8 @@ def matmul_acc(A, M, out):
     products (product_); a reshape inside would make the cached code import numba's array
     module.
 
-    For one to three rows (the tiles take four and more, see functional._time_loop). It had a
+    For one to three rows (the tiles take four and more, see functional._time_loop), and for
+    the small steps of any number of rows where the tiles are switched off. It had a
     path for blocks of four rows of A (each load of R serving four rows of out): the narrow
     steps of 4-11 rows it ran take 0.9-1.15x its time on the tiles (forward + BPTT, H = 16-32),
     and its vectorised loops, re-optimised in every time loop that inlines them, were 1.3 s of
