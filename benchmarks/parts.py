@@ -51,10 +51,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cell", choices=sorted(bench_rnn.GATES))
     parser.add_argument("dtype", choices=["float32", "float64"])
-    parser.add_argument("shape", nargs=4, type=int, metavar=("T", "B", "I", "H"))
+    for name, what in (("T", "steps"), ("B", "batch rows"), ("I", "inputs"), ("H", "units")):
+        parser.add_argument(name, type=int, help=what)  # not nargs=4: Python 3.11's --help
+        # cannot print a positional's tuple of metavars (ValueError)
     parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args()
-    cell, dtype, (T, B, I, H) = args.cell, np.dtype(args.dtype), args.shape
+    cell, dtype, (T, B, I, H) = args.cell, np.dtype(args.dtype), (args.T, args.B, args.I, args.H)
     G = bench_rnn.GATES[cell]
     rng = np.random.default_rng(0)
     X = rng.standard_normal((T, B, I)).astype(dtype)

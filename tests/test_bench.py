@@ -31,3 +31,16 @@ def test_quick_benchmark_writes_its_table(tmp_path):
         assert r["model_truncated_ms"] > 0 and r["model_full_ms"] > 0 and r["model_ratio"] > 0
     table = (tmp_path / "results.md").read_text()
     assert "median of at least 3 runs" in table and table.count("| rnn | float64 |") == 3
+
+
+@requires_jit
+def test_parts_breakdown_runs_and_its_help_prints():
+    parts = str(ROOT / "benchmarks" / "parts.py")
+    shown = subprocess.run(
+        [sys.executable, parts, "--help"], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert shown.returncode == 0 and "T " in shown.stdout, shown.stderr[-3000:]
+    cmd = [sys.executable, parts, "gru", "float64", "6", "4", "3", "5", "--repeats", "1"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "forward + backward" in done.stdout and "windows' products (all)" in done.stdout
