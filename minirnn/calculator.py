@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from . import _buffers, analysis, bptt
 from . import _validate as v
-from . import analysis, bptt
 from .functional import HELD, window_elements
 from .model import GATES, RNN, count_params
 
@@ -353,13 +353,16 @@ def estimated_peak(result: dict[str, Any], truncated: bool) -> int:
 
 def peak_bytes(fn: Callable[[], object]) -> int:
     """Peak bytes Python allocates (tracemalloc) while ``fn()`` runs; run it once before, so
-    that first-call caches and compilation stay out of the measurement."""
-    tracemalloc.start()
-    try:
-        fn()
-        return int(tracemalloc.get_traced_memory()[1])
-    finally:
-        tracemalloc.stop()
+    that first-call caches and compilation stay out of the measurement. Arrays are fresh
+    allocations meanwhile (_buffers.fresh): a block recycled from the run before would be
+    memory the call needs that tracemalloc does not see allocated."""
+    with _buffers.fresh():
+        tracemalloc.start()
+        try:
+            fn()
+            return int(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
 
 
 def measure(

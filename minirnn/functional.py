@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _blas, _threads, loops
+from . import _blas, _buffers, _threads, loops
 from . import _validate as v
 from ._jit import avx512, jit_enabled, kernels, switched_on
 from .cells import (
@@ -294,13 +294,13 @@ def _input_projection(X: np.ndarray, W_xh: np.ndarray) -> np.ndarray:
     T, B, I = X.shape
     GH = W_xh.shape[0]
     if whole_tiles(T * B, I, GH, X.itemsize):
-        xa = np.empty((T, B, GH), dtype=X.dtype)
+        xa = _buffers.empty((T, B, GH), X.dtype)
         _tiled_product(X, kernels().pack_panels(W_xh.T), xa)
         return xa
     gemm = _blas.gemm(X.dtype)
     if gemm is None:
         return np.matmul(X.reshape(T * B, I), W_xh.T).reshape(T, B, GH)
-    xa = np.empty((T, B, GH), dtype=X.dtype)
+    xa = _buffers.empty((T, B, GH), X.dtype)
     # all three C-contiguous (_check_inputs): xa (T B, G H) = X (T B, I) @ W_xh^T
     x, w, out = X.ctypes.data, W_xh.ctypes.data, xa.ctypes.data
     gemm(_blas.ROW_MAJOR, _blas.NO_TRANS, _blas.TRANS, T * B, GH, I, 1.0, x, I, w, I, 0.0, out, GH)
@@ -427,16 +427,16 @@ def _window_plan(
     products = WindowProducts(
         _blas.gemm(dtype),
         kernels().pack_panels(W_xh) if tiled_x else None,
-        np.empty(n * B * I, dtype=dtype) if tiled_x else None,
-        np.empty(n * B * H, dtype=dtype) if tiled_h else None,
+        _buffers.empty((n * B * I,), dtype) if tiled_x else None,
+        _buffers.empty((n * B * H,), dtype) if tiled_h else None,
     )
-    return windows, np.empty((n, B, GH), dtype=dtype), products
+    return windows, _buffers.empty((n, B, GH), dtype), products
 
 
 def _new_grads(
     X: np.ndarray, W_xh: np.ndarray, W_hh: np.ndarray, biases: dict[str, bool]
 ) -> dict[str, np.ndarray]:
-    grads = {"W_xh": np.zeros_like(W_xh), "W_hh": np.zeros_like(W_hh), "X": np.empty_like(X)}
+    grads = {"W_xh": np.zeros_like(W_xh), "W_hh": np.zeros_like(W_hh), "X": _buffers.empty_like(X)}
     for name, present in biases.items():
         if present:
             grads[name] = np.zeros(W_hh.shape[0], dtype=W_hh.dtype)
@@ -657,7 +657,7 @@ def rnn_backward(
 
     if jit_enabled():
         grads = _new_grads(X, W_xh, W_hh, {"b_h": cache.b_h is not None})
-        dh_all = np.empty_like(hs) if return_dh else None
+        dh_all = _buffers.empty_like(hs) if return_dh else None
         carry = np.zeros((B, H), dtype=hs.dtype)
         code = ACTIVATION_CODES[cache.activation]
         rec = _time_loop(B, H, H, hs.dtype)
@@ -688,7 +688,7 @@ def rnn_backward(
     grads = {"W_xh": np.zeros_like(W_xh), "W_hh": np.zeros_like(W_hh), "X": np.empty_like(X)}
     if cache.b_h is not None:
         grads["b_h"] = np.zeros_like(cache.b_h)
-    dh_all = np.empty_like(hs) if return_dh else None
+    dh_all = _buffers.empty_like(hs) if return_dh else None
     carry = np.zeros((B, H), dtype=hs.dtype)
     for t in range(T - 1, -1, -1):
         step = cache.step(t)
@@ -805,8 +805,8 @@ def lstm_forward(
     zeros = np.zeros((B, H), dtype=X.dtype)
     h_0 = st["h0"] if st["h0"] is not None else zeros
     c_0 = st["c0"] if st["c0"] is not None else zeros
-    hs = np.empty((T, B, H), dtype=X.dtype)
-    cs, tanh_cs = np.empty_like(hs), np.empty_like(hs)
+    hs = _buffers.empty((T, B, H), X.dtype)
+    cs, tanh_cs = _buffers.empty_like(hs), _buffers.empty_like(hs)
     if jit_enabled():
         gates = _input_projection(X, W_xh)
         args = (_bias(b_h, 0, X.dtype), h_0, c_0, hs, cs, tanh_cs)
@@ -855,7 +855,7 @@ def lstm_backward(
         v.shape_is(where, "dc_last", dc_last, (B, H), "(B, H), the shape of one state")
         v.same_dtype(where, {"dc_last": dc_last, "hs (from the forward)": hs})
         dc_init[...] = dc_last
-    dh_all = np.empty_like(hs) if return_dh else None
+    dh_all = _buffers.empty_like(hs) if return_dh else None
     grads = _new_grads(X, W_xh, W_hh, {"b_h": cache.b_h is not None})
     dh0, dc0 = np.zeros((B, H), dtype=hs.dtype), dc_init
     if jit_enabled():
@@ -968,8 +968,8 @@ def gru_forward(
     T, B, _ = X.shape
     H = W_hh.shape[1]
     h_0 = st["h0"] if st["h0"] is not None else np.zeros((B, H), dtype=X.dtype)
-    hs = np.empty((T, B, H), dtype=X.dtype)
-    hn = np.empty_like(hs)
+    hs = _buffers.empty((T, B, H), X.dtype)
+    hn = _buffers.empty_like(hs)
     if jit_enabled():
         gates = _input_projection(X, W_xh)  # the steps overwrite it with r, z, n in place
         b = (_bias(b_h, 3 * H, X.dtype), _bias(b_hh, 3 * H, X.dtype))
@@ -1009,7 +1009,7 @@ def gru_backward(
     dhs, k = _check_backward(where, dhs, cache.hs, truncate, check_finite)
     X, hs, W_xh, W_hh = cache.X, cache.hs, cache.W_xh, cache.W_hh
     T, B, H = hs.shape
-    dh_all = np.empty_like(hs) if return_dh else None
+    dh_all = _buffers.empty_like(hs) if return_dh else None
     grads = _new_grads(X, W_xh, W_hh, {"b_h": cache.b_h is not None, "b_hh": cache.b_hh is not None})
     dh0 = np.zeros((B, H), dtype=hs.dtype)
     if jit_enabled():
