@@ -351,7 +351,11 @@ def matmul_acc(A, M, out):
 # floats / 32 doubles divide the widths of power-of-two layers (4 x 3's 48 / 24 leave a
 # remainder to one-vector panels, whose 4 accumulators wait on each other: a quarter of the
 # work at N = 128): forward + BPTT 6-17% faster at (200, 64, 128, 256), (50, 128, 512, 512)
-# and (100, 32, 32, 128).
+# and (100, 32, 32, 128). Two vectors left over (N = 256 in float32 with 256-bit vectors: 10
+# panels of 3 and 2) go to one panel of two, whose 4 x 2 tiles keep 8 accumulators: that
+# product of 32 rows, K = 256, ran 4-8% faster (one core, interleaved A/B, Zen 3; the 16 last
+# columns had taken twice their share of the time), forward + BPTT at (200, 64, 128, 256) in
+# float32 1-3% (it compiles in 0.4-0.9 s more: one kind of tile and its block more).
 TILE_ROWS, TILE_VECTORS = 4, (4 if avx512() else 3)
 VECTOR_BYTES = 64 if avx512() else 32
 # Each tile runs over at most this many k, so that a panel's slice stays in L1 (24 KB f32 and
@@ -395,8 +399,9 @@ def tile_(rows, vectors, C, c, ldc, A, a, sa, ka, P, p, ldp, K, load):
 
 def pack_panels(R, P=None, K=None, k0=0):
     """R (K, N), any layout, packed for tiles_acc: a flat (K * N,) array holding, left to right,
-    panels of TILE_VECTORS * lanes columns, then of lanes columns, then the last N % lanes
-    columns, each panel stored (K, width) at offset (first column) * K.
+    panels of TILE_VECTORS * lanes columns, then (where two vectors or more are left) one of
+    2 lanes columns, then of lanes columns, then the last N % lanes columns, each panel stored
+    (K, width) at offset (first column) * K.
 
     With P (a flat array of at least K * N elements) and K given, R's rows are written into P
     as rows k0 .. k0 + len(R) of such a packing of K rows (a matrix packed in parts, in a
@@ -407,10 +412,12 @@ def pack_panels(R, P=None, K=None, k0=0):
     W = TILE_VECTORS * L
     P = np.empty(K * N, dtype=R.dtype) if P is None else P[: K * N]
     N3, N1 = N - N % W, N - N % L
+    N2 = N3 + 2 * L if N1 - N3 >= 2 * L else N3
     at = slice(k0, k0 + rows)
     P[: N3 * K].reshape(N3 // W, K, W)[:, at] = R[:, :N3].reshape(rows, N3 // W, W).transpose(1, 0, 2)
-    V = (N1 - N3) // L
-    P[N3 * K : N1 * K].reshape(V, K, L)[:, at] = R[:, N3:N1].reshape(rows, V, L).transpose(1, 0, 2)
+    P[N3 * K : N2 * K].reshape(K, N2 - N3)[at] = R[:, N3:N2]
+    V = (N1 - N2) // L
+    P[N2 * K : N1 * K].reshape(V, K, L)[:, at] = R[:, N2:N1].reshape(rows, V, L).transpose(1, 0, 2)
     P[N1 * K :].reshape(K, N - N1)[at] = R[:, N1:]
     return P
 
@@ -448,10 +455,12 @@ def pack_rows_(A, a, sa, ka, kc, M, work):
 
 
 @njit(inline="always")
-def block_(vectors, C, c, ldc, A, a, sa, ka, P, p, ldp, kc, M, load, work, packed):
+def block_(vectors, narrow, C, c, ldc, A, a, sa, ka, P, p, ldp, kc, M, load, work, packed):
     """Rows 0..M of one panel (``vectors`` vectors wide) over kc k, reading A where it is, or
     (``packed``) from work as pack_rows_ left it: in tiles of TILE_ROWS rows, then the rest (a
-    tile of two rows, one of one, or both; tile_'s arguments, each tile's rows further on).
+    tile of two rows, one of one, or both; tile_'s arguments, each tile's rows further on), in
+    tiles ``narrow`` vectors wide side by side (the two-vector panel's: no kinds of tile of two
+    rows or one row that wide to compile).
     Where A comes from is chosen as it runs (A and work are both flat arrays in tiles_gemm), so
     that each kind of tile is inlined once: LLVM's time goes mostly to the tiles (compiled
     apart for the two sources, tiles_gemm took 1.6 s at a cold start)."""
@@ -463,10 +472,14 @@ def block_(vectors, C, c, ldc, A, a, sa, ka, P, p, ldp, kc, M, load, work, packe
         src, a0, step, s, k_, r0, rs, rk = A, a, sa, sa, ka, a + M4 * sa, sa, ka
     for m in range(0, M4, TILE_ROWS):
         tile_(TILE_ROWS, vectors, C, c + m * ldc, ldc, src, a0 + m * step, s, k_, P, p, ldp, kc, load)
-    if rest >= 2:
-        tile_(2, vectors, C, c + M4 * ldc, ldc, src, r0, rs, rk, P, p, ldp, kc, load)
-    if rest % 2 == 1:
-        tile_(1, vectors, C, c + (M - 1) * ldc, ldc, src, r0 + (rest - 1) * rs, rs, rk, P, p, ldp, kc, load)
+    L = lanes(C)
+    for v in range(0, vectors, narrow):
+        o = v * L
+        if rest >= 2:
+            tile_(2, narrow, C, c + M4 * ldc + o, ldc, src, r0, rs, rk, P, p + o, ldp, kc, load)
+        if rest % 2 == 1:
+            r1 = r0 + (rest - 1) * rs
+            tile_(1, narrow, C, c + (M - 1) * ldc + o, ldc, src, r1, rs, rk, P, p + o, ldp, kc, load)
 
 
 @njit
@@ -491,6 +504,7 @@ def tiles_gemm(A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, work):
     L = lanes(C)
     W = TILE_VECTORS * L
     N3, N1 = N - N % W, N - N % L
+    N2 = N3 + 2 * L if N1 - N3 >= 2 * L else N3  # one panel of two vectors (see pack_panels)
     step = k_chunk(C)
     packed = work.size > 0
     for m0 in range(0, M, TILE_BLOCK_ROWS):
@@ -504,10 +518,31 @@ def tiles_gemm(A, a, sa, ka, P, ldp, C, c, ldc, M, N, K, load, work):
                 pack_rows_(A, ak, sa, ka, kc, mb, work)
             for j in range(0, N3, W):  # packed: panel j at j K, (K, W) row-major
                 p, ld = (j * K + k0 * W, W) if ldp == 0 else (j + k0 * ldp, ldp)
-                block_(TILE_VECTORS, C, cm + j, ldc, A, ak, sa, ka, P, p, ld, kc, mb, more, work, packed)
-            for j in range(N3, N1, L):
+                block_(
+                    TILE_VECTORS,
+                    TILE_VECTORS,
+                    C,
+                    cm + j,
+                    ldc,
+                    A,
+                    ak,
+                    sa,
+                    ka,
+                    P,
+                    p,
+                    ld,
+                    kc,
+                    mb,
+                    more,
+                    work,
+                    packed,
+                )
+            for j in range(N3, N2, 2 * L):  # two vectors: 8 accumulators a tile, not 4 twice
+                p, ld = (j * K + k0 * 2 * L, 2 * L) if ldp == 0 else (j + k0 * ldp, ldp)
+                block_(2, 1, C, cm + j, ldc, A, ak, sa, ka, P, p, ld, kc, mb, more, work, packed)
+            for j in range(N2, N1, L):
                 p, ld = (j * K + k0 * L, L) if ldp == 0 else (j + k0 * ldp, ldp)
-                block_(1, C, cm + j, ldc, A, ak, sa, ka, P, p, ld, kc, mb, more, work, packed)
+                block_(1, 1, C, cm + j, ldc, A, ak, sa, ka, P, p, ld, kc, mb, more, work, packed)
             w = N - N1  # the last N % lanes columns: a sum per element (an in-order reduction,
             p, ld = (N1 * K, w) if ldp == 0 else (N1, ldp)  # which LLVM leaves scalar: a
             for m in range(mb):  # quarter second less to compile)
@@ -731,6 +766,7 @@ def _tile_overloads() -> None:
         return tile
 
     tiles = {(r, v): build(r, v) for r in (TILE_ROWS, 2, 1) for v in (TILE_VECTORS, 1)}
+    tiles[TILE_ROWS, 2] = build(TILE_ROWS, 2)  # the two-vector panel's (block_'s ``narrow``)
 
     @overload(tile_, prefer_literal=True, inline="always", jit_options=_OVERLOAD_FLAGS)
     def _tile(rows, vectors, C, c, ldc, A, a, sa, ka, P, p, ldp, K, load):

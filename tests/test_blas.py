@@ -220,8 +220,8 @@ def test_hand_written_product_equals_numpy_and_ignores_neighbour_rows(rng, dtype
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_tiled_product_equals_numpy_and_ignores_neighbour_rows(rng, dtype):
-    """kernels.tiles_acc on pack_panels(R): every kind of panel (TILE_VECTORS vectors, one, the
-    last N % lanes columns), every kind of tile (four rows, two, one), K over several chunks
+    """kernels.tiles_acc on pack_panels(R): every kind of panel (TILE_VECTORS vectors, two, one,
+    the last N % lanes columns), every kind of tile (four rows, two, one), K over several chunks
     (K_CHUNK), R given in any layout; and each row's bits the same computed in a block or alone
     (blocks of rows must give one loop's numbers)."""
     from minirnn._jit import kernels
@@ -236,6 +236,8 @@ def test_tiled_product_equals_numpy_and_ignores_neighbour_rows(rng, dtype):
         (3, 5, 7),
         (4, 4, V * L),
         (9, 13, (V + 1) * L + 3),
+        (7, 11, (V + 2) * L + 3),  # the two-vector panel, its rows' rest in one-vector tiles
+        (8, 9, (2 * V + 3) * L),  # on AVX-512 (V = 4): two vectors, then one
         (6, 2 * chunk + 5, V * L + 1),
         (7, 32, 40),
         (17, 32, 40),
@@ -310,8 +312,8 @@ def test_tiles_refuse_mixed_dtypes():
 
 
 def test_packed_panels_hold_r_panel_by_panel(rng):
-    """pack_panels: panels of TILE_VECTORS vectors, then of one, then the rest, each (K, width) at
-    (first column) * K."""
+    """pack_panels: panels of TILE_VECTORS vectors, then one of two where two or more are left,
+    then of one, then the rest, each (K, width) at (first column) * K."""
     from minirnn._jit import kernels
 
     k = kernels()
@@ -323,6 +325,22 @@ def test_packed_panels_hold_r_panel_by_panel(rng):
     np.testing.assert_array_equal(P[: W * K].reshape(K, W), R[:, :W])
     np.testing.assert_array_equal(P[W * K : (W + L) * K].reshape(K, L), R[:, W : W + L])
     np.testing.assert_array_equal(P[(W + L) * K :].reshape(K, 2), R[:, W + L :])
+    if k.TILE_VECTORS > 3:  # three vectors left: two, then one
+        N = W + 3 * L + 1
+        R = rng.standard_normal((K, N))
+        P = k.pack_panels(R)
+        np.testing.assert_array_equal(P[W * K : (W + 2 * L) * K].reshape(K, 2 * L), R[:, W : W + 2 * L])
+        np.testing.assert_array_equal(
+            P[(W + 2 * L) * K : (W + 3 * L) * K].reshape(K, L), R[:, W + 2 * L : -1]
+        )
+    N = 2 * W + 2 * L + 1  # two vectors left: one panel of two
+    R = rng.standard_normal((K, N))
+    P = k.pack_panels(R)
+    np.testing.assert_array_equal(
+        P[: 2 * W * K].reshape(2, K, W), R[:, : 2 * W].reshape(K, 2, W).transpose(1, 0, 2)
+    )
+    np.testing.assert_array_equal(P[2 * W * K : (2 * W + 2 * L) * K].reshape(K, 2 * L), R[:, 2 * W : -1])
+    np.testing.assert_array_equal(P[-K:], R[:, -1])
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
