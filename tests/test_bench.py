@@ -24,7 +24,7 @@ def test_quick_benchmark_writes_its_table(tmp_path):
     for row in result["rows"]:
         assert math.isfinite(row["ms"]["minirnn"]) and row["ms"]["minirnn"] > 0
         assert row["lower_bound_ms"] > 0 and row["memory"]["ratio"] >= 1
-        assert row["gemm_gflops_beside"] > 0 and 1 <= row["attempts"] <= 3 and "slow_spell" in row
+        assert row["gemm_gflops_beside"] > 0 and 1 <= row["attempts"] <= 6 and "slow_spell" in row
     assert result["repeats"] == 3 and result["startup"] and result["truncation"]
     assert 0 < result["numba_floor_s"] < 60
     for r in result["truncation"]:
