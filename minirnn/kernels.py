@@ -387,14 +387,16 @@ def tile_(rows, vectors, C, c, ldc, A, a, sa, ka, P, p, ldp, K, load):
     A[a + r sa + k ka] P[p + k ldp + n] for r < rows, n < w, k < K, with C, A, P addressed flat
     (C C-contiguous) and w = vectors * lanes. This Python body is what NUMBA_DISABLE_JIT=1
     runs; compiled, rows and vectors are literal and pick the LLVM IR tile built for them (see
-    _tile_overloads)."""
+    _tile_overloads). A vector at a time, as a product one vector wide, so that NumPy sums each
+    element alike whatever the width of the tile computing it (as the compiled tiles do)."""
     C, A, P = C.reshape(-1), A.reshape(-1), P.reshape(-1)
-    w = vectors * lanes(C)
+    L = lanes(C)
     k = np.arange(K)
-    panel = P[p + k[:, None] * ldp + np.arange(w)]
-    for r in range(rows):
-        row = C[c + r * ldc : c + r * ldc + w]
-        row[...] = (row if load else 0) + A[a + r * sa + k * ka] @ panel
+    for v in range(vectors):
+        panel = P[p + v * L + k[:, None] * ldp + np.arange(L)]
+        for r in range(rows):
+            row = C[c + r * ldc + v * L : c + r * ldc + (v + 1) * L]
+            row[...] = (row if load else 0) + A[a + r * sa + k * ka] @ panel
 
 
 def pack_panels(R, P=None, K=None, k0=0):
