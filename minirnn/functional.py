@@ -71,7 +71,10 @@ TILE_SMALL_MIN_MACS = 16_384
 #   up to 16 rows at every width, level at 24 rows (H <= 256), slower from there (1.2-1.5x at
 #   48 rows); float64 as on Zen 3 (level at 8 rows, 1.2x slower at 12 rows for H = 256-512).
 # Steps below BLAS_MIN_MACS multiply-adds never pay for a call.
-HAND_MAX_ROWS = {4: 11, 8: 11}  # by itemsize; other float sizes as float64
+# Since matmul_acc lost its four-row blocks (it runs a row at a time), re-measured on the Zen 3
+# (tiles off, T = 50, I = 32, H = 64-512, rnn and LSTM, interleaved): hand-written faster at 4
+# and 6 rows (0.78-1.03x BLAS's time), BLAS faster from 8 (1.0-2.2x; level only at H = 64).
+HAND_MAX_ROWS = {4: 7, 8: 7}  # by itemsize; other float sizes as float64
 HAND_MAX_ROWS_AVX512 = {4: 23, 8: 11}
 BLAS_MIN_MACS = 16_384
 # Without NumPy's BLAS pointer the GEMM costs a trip through Python per step (loops.py), worth
