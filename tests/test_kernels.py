@@ -85,12 +85,13 @@ def test_path_threshold_picks_by_work(monkeypatch):
     for wide in (False, True):
         monkeypatch.setattr(functional, "avx512", lambda wide=wide: wide)
         assert not use(1, 4 * 1024, 1024)  # one row: hand-written at any width
-        assert not use(11, 4 * 512, 512) and use(12, 4 * 512, 512)  # float64: the GEMM from 12 rows
+        first = 12 if wide else 8  # float64: the GEMM from 12 rows with AVX-512, from 8 without
+        assert not use(first - 1, 4 * 512, 512) and use(first, 4 * 512, 512)
         assert not use(200, 8, 8)  # a tiny step (12,800 multiply-adds) never pays for a call
-    # float32: the GEMM from 12 rows with 256-bit vectors, from 24 with AVX-512's 512-bit ones
+    # float32: the GEMM from 8 rows with 256-bit vectors, from 24 with AVX-512's 512-bit ones
     assert not use(23, 4 * 512, 512, 4) and use(24, 4 * 512, 512, 4)
     monkeypatch.setattr(functional, "avx512", lambda: False)
-    assert not use(11, 4 * 512, 512, 4) and use(12, 4 * 512, 512, 4)
+    assert not use(7, 4 * 512, 512, 4) and use(8, 4 * 512, 512, 4)
     f64 = np.dtype(np.float64)
     monkeypatch.setenv("MINIRNN_TILES", "0")
     monkeypatch.setenv("MINIRNN_BLAS", "0")  # no pointer: a Python loop only for large steps
