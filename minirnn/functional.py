@@ -76,6 +76,11 @@ TILE_SMALL_MIN_MACS = 16_384
 # and 6 rows (0.78-1.03x BLAS's time), BLAS faster from 8 (1.0-2.2x; level only at H = 64).
 HAND_MAX_ROWS = {4: 7, 8: 7}  # by itemsize; other float sizes as float64
 HAND_MAX_ROWS_AVX512 = {4: 23, 8: 11}
+# With the tiles on, narrow steps (under TILE_MIN_ROW_MACS a row) of up to these many rows run on
+# the tiles in one loop, beyond them on the GEMM (the limits measured before matmul_acc lost its
+# blocks; the tiles' narrow loop took over those rows from it and was measured against it).
+NARROW_TILE_MAX_ROWS = {4: 11, 8: 11}
+NARROW_TILE_MAX_ROWS_AVX512 = {4: 23, 8: 11}
 BLAS_MIN_MACS = 16_384
 # Without NumPy's BLAS pointer the GEMM costs a trip through Python per step (loops.py), worth
 # it only from this much work per step.
@@ -159,7 +164,9 @@ def _time_loop(B: int, GH: int, H: int, dtype: np.dtype) -> Recurrence:
         B >= 2 and per_row >= TILE_SMALL_MIN_MACS
     )
     stepped = use_stepped(B, GH, H, itemsize)
-    narrow = not wide and not stepped and B >= TILE_MIN_ROWS  # on the tiles, in one loop
+    rows = NARROW_TILE_MAX_ROWS_AVX512 if avx512() else NARROW_TILE_MAX_ROWS
+    few = B <= rows.get(itemsize, rows[8]) or B * per_row < BLAS_MIN_MACS
+    narrow = not wide and B >= TILE_MIN_ROWS and (few or not stepped)  # on the tiles, in one loop
     # tiles_entry compiles tiles_gemm on first use: only asked for where the tiles would run
     tiles = kernels().tiles_entry(dtype) if (wide or narrow) and tiles_enabled() else 0
     if tiles:

@@ -247,3 +247,19 @@ def test_avx512_follows_the_cpu_numba_compiles_for(monkeypatch):
     finally:
         monkeypatch.undo()
         _jit.avx512.cache_clear()
+
+
+def test_narrow_steps_of_up_to_eleven_rows_stay_on_the_tiles(monkeypatch):
+    """The fallback's threshold (the GEMM from 8 rows with the tiles off) leaves the tiles' own
+    choice alone: narrow steps of 4-11 rows run on the tiles in one loop, 12 rows on the GEMM."""
+    from minirnn._jit import kernels
+
+    monkeypatch.setattr(functional, "avx512", lambda: False)
+    f64 = np.dtype(np.float64)
+    if not functional.tiles_enabled() or kernels().tiles_entry(f64) == 0:
+        pytest.skip("no tiles here")
+    for B in (4, 8, 11):  # GRU, H = 36: 3,888 multiply-adds a row, narrow
+        rec = functional._time_loop(B, 3 * 36, 36, f64)
+        assert rec.tiled and rec.block_rows == 0
+    rec = functional._time_loop(12, 3 * 36, 36, f64)
+    assert not rec.tiled
