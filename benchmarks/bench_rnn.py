@@ -614,6 +614,10 @@ def main(argv: list[str] | None = None) -> int:
         row["memory"] = memory_ratio(model, X, G)
         return row
 
+    def slow_spell(row: dict) -> bool:
+        """The row was timed while the GEMM beside it ran under SLOW_SPELL of the best so far."""
+        return row["gemm_gflops_beside"] * 1e9 < SLOW_SPELL * peaks[row["dtype"]]
+
     for dtn in args.dtypes.split(","):
         # the slow-spell test of the first rows needs a best rate to compare with already
         peaks[dtn] = max(gemm_peak(np.dtype(dtn)) for _ in range(PEAK_PROBES))
@@ -624,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     # A row timed in a slow spell that only the run's later best rate shows (its GEMM beside it
     # under SLOW_SPELL of that best) is timed once more, as the rows were.
     for i, row in enumerate(rows):
-        if row["gemm_gflops_beside"] * 1e9 < SLOW_SPELL * peaks[row["dtype"]] and row["attempts"] <= RETRIES:
+        if slow_spell(row) and row["attempts"] <= RETRIES:
             again = timed_row(row["cell"], row["dtype"], tuple(row["shape"]))
             again["attempts"] += row["attempts"]
             rows[i] = again
@@ -636,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     bound_peaks = {k: max(v, 1e9 * unpinned[k]) if unpinned else v for k, v in peaks.items()}
     for row in rows:
         set_bound(row, bound_peaks[row["dtype"]])
-        row["slow_spell"] = row["gemm_gflops_beside"] * 1e9 < SLOW_SPELL * peaks[row["dtype"]]
+        row["slow_spell"] = slow_spell(row)
     trunc_rows = (
         truncation_cost([sh for sh in shapes if sh[0] >= 100], repeats, min_total)
         if "rnn" in args.cells

@@ -163,15 +163,14 @@ def _time_loop(B: int, GH: int, H: int, dtype: np.dtype) -> Recurrence:
     wide = (B >= TILE_MIN_ROWS and per_row >= TILE_MIN_ROW_MACS) or (
         B >= 2 and per_row >= TILE_SMALL_MIN_MACS
     )
-    stepped = use_stepped(B, GH, H, itemsize)
     rows = NARROW_TILE_MAX_ROWS_AVX512 if avx512() else NARROW_TILE_MAX_ROWS
-    few = B <= rows.get(itemsize, rows[8]) or B * per_row < BLAS_MIN_MACS
-    narrow = not wide and B >= TILE_MIN_ROWS and (few or not stepped)  # on the tiles, in one loop
+    few = B <= rows.get(itemsize, rows[8]) or B * per_row < BLAS_MIN_MACS  # else the GEMM's
+    narrow = not wide and B >= TILE_MIN_ROWS and few  # on the tiles, in one loop
     # tiles_entry compiles tiles_gemm on first use: only asked for where the tiles would run
     tiles = kernels().tiles_entry(dtype) if (wide or narrow) and tiles_enabled() else 0
     if tiles:
         return Recurrence(tiles=tiles, block_rows=0 if narrow else TILE_MIN_ROWS)
-    if not stepped:
+    if not use_stepped(B, GH, H, itemsize):
         return Recurrence()
     gemm = _blas.gemm(dtype)
     if gemm is not None:
@@ -698,7 +697,7 @@ def rnn_backward(
     grads = {"W_xh": np.zeros_like(W_xh), "W_hh": np.zeros_like(W_hh), "X": np.empty_like(X)}
     if cache.b_h is not None:
         grads["b_h"] = np.zeros_like(cache.b_h)
-    dh_all = _buffers.empty_like(hs) if return_dh else None
+    dh_all = np.empty_like(hs) if return_dh else None
     carry = np.zeros((B, H), dtype=hs.dtype)
     for t in range(T - 1, -1, -1):
         step = cache.step(t)
